@@ -1,0 +1,1 @@
+"""The HomeLabPi Discord bot: voice receive, per-speaker clip recording and the upload spool."""

@@ -1,0 +1,3 @@
+from homelabpi.cli import main
+
+main()

@@ -1,0 +1,41 @@
+"""Vosk (Kaldi) with a model directory, e.g. vosk-model-small-en-us-0.15."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from homelabpi.asr import Word
+from homelabpi.audio import SAMPLE_RATE, Pcm
+
+CHUNK_BYTES = 8000  # 0.25 s: Vosk finalises utterances at pauses as it goes
+
+
+class VoskEngine:
+    def __init__(self, model_dir: Path) -> None:
+        import vosk
+
+        vosk.SetLogLevel(-1)
+        self.name = f"vosk ({Path(model_dir).name})"
+        self._model = vosk.Model(str(model_dir))
+        self._lock = threading.Lock()
+
+    def transcribe(self, pcm: Pcm) -> list[Word]:
+        import vosk
+
+        rec = vosk.KaldiRecognizer(self._model, SAMPLE_RATE)
+        rec.SetWords(True)
+        words: list[Word] = []
+        with self._lock:
+            for i in range(0, len(pcm.data), CHUNK_BYTES):
+                if rec.AcceptWaveform(pcm.data[i:i + CHUNK_BYTES]):
+                    words += _words(rec.Result())
+            words += _words(rec.FinalResult())
+        return words
+
+
+def _words(result_json: str) -> list[Word]:
+    return [Word(text=w["word"], start=float(w["start"]), end=float(w["end"]),
+                 conf=float(w.get("conf", 1.0)))
+            for w in json.loads(result_json).get("result", [])]

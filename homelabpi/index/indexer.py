@@ -1,0 +1,137 @@
+"""Transcripts and query logs → shard rows. Idempotent by object key + eTag.
+
+An event delivered twice, or replayed after a crash, finds the same key and eTag and changes
+nothing; a transcript stored again with new content replaces its rows in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+from homelabpi.index.schema import (
+    MODELS,
+    Channel,
+    Clip,
+    Guild,
+    Query,
+    Segment,
+    Session,
+    Speaker,
+)
+from homelabpi.index.shards import Shards, month_of
+from homelabpi.transcripts import parse_time
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Indexed:
+    key: str
+    outcome: str  # "indexed", "replaced", "unchanged", "removed", "absent"
+    guild: str = ""
+    month: str = ""
+    segments: int = 0
+
+
+def index_transcript(shards: Shards, key: str, etag: str, doc: dict) -> Indexed:
+    guild = doc["guild"]
+    started = parse_time(doc["started_at"]).timestamp()
+    month = month_of(started)
+    db = shards.writer(guild, month)
+    with shards.lock, db.bind_ctx(MODELS), db.atomic():
+        old = Clip.get_or_none(Clip.key == key)
+        if old is not None and old.etag == etag:
+            return Indexed(key, "unchanged", guild, month)
+        if old is not None:
+            Segment.delete().where(Segment.clip == old).execute()
+            old.delete_instance()
+        Guild.insert(id=guild).on_conflict_ignore().execute()
+        channel = _get_or_create(Channel, guild=guild, name=doc.get("channel") or "",
+                                 extra={"discord_id": doc.get("channel_id") or ""})
+        speaker = _get_or_create(Speaker, guild=guild, name=doc["speaker"],
+                                 discord_id=doc.get("speaker_id") or "")
+        end = started + float(doc.get("duration") or 0)
+        for seg in doc["segments"]:
+            end = max(end, started + float(seg["end"]))
+        session = Session.get_or_none(Session.id == doc["session"])
+        if session is None:
+            session = Session.create(id=doc["session"], guild=guild, channel=channel,
+                                     started_at=started, ended_at=end)
+        else:
+            Session.update(started_at=min(session.started_at, started),
+                           ended_at=max(session.ended_at, end)).where(
+                Session.id == session.id).execute()
+        clip = Clip.create(
+            key=key, etag=etag, audio_key=(doc.get("source") or {}).get("key", ""),
+            session=session, speaker=speaker, channel=channel, started_at=started,
+            duration=float(doc.get("duration") or 0), status=doc.get("status", "ok"),
+            error=doc.get("error"), engine=doc.get("engine", ""),
+            kind=(doc.get("source") or {}).get("kind", "audio"), indexed_at=time.time())
+        rows = []
+        speakers = {doc["speaker"]: speaker}
+        for seg in doc["segments"]:
+            name = seg.get("speaker") or doc["speaker"]
+            if name not in speakers:  # subtitle cues may name their own speakers
+                speakers[name] = _get_or_create(Speaker, guild=guild, name=name, discord_id="")
+            rows.append({
+                "clip": clip, "session": session, "speaker": speakers[name], "channel": channel,
+                "start": started + float(seg["start"]), "end": started + float(seg["end"]),
+                "text": seg["text"], "words": seg.get("words", []),
+                "confidence": float(seg.get("confidence", 1.0)),
+            })
+        for i in range(0, len(rows), 200):
+            Segment.insert_many(rows[i:i + 200]).execute()
+    outcome = "replaced" if old is not None else "indexed"
+    log.info("%s %s (etag %s): %d segments into %s/%s", outcome, key, etag, len(rows), guild,
+             month)
+    return Indexed(key, outcome, guild, month, len(rows))
+
+
+def remove_transcript(shards: Shards, key: str, guild: str) -> Indexed:
+    for month in shards.months(guild):
+        db = shards.writer(guild, month)
+        with shards.lock, db.bind_ctx(MODELS), db.atomic():
+            clip = Clip.get_or_none(Clip.key == key)
+            if clip is None:
+                continue
+            Segment.delete().where(Segment.clip == clip).execute()
+            clip.delete_instance()
+            session = clip.session_id
+            if not Clip.select().where(Clip.session == session).exists():
+                Session.delete().where(Session.id == session).execute()
+        log.info("removed %s from %s/%s", key, guild, month)
+        return Indexed(key, "removed", guild, month)
+    return Indexed(key, "absent", guild)
+
+
+def index_query(shards: Shards, key: str, etag: str, doc: dict) -> Indexed:
+    guild = doc["guild"]
+    asked = parse_time(doc["asked_at"]).timestamp()
+    month = month_of(asked)
+    db = shards.writer(guild, month)
+    with shards.lock, db.bind_ctx(MODELS), db.atomic():
+        old = Query.get_or_none(Query.key == key)
+        if old is not None and old.etag == etag:
+            return Indexed(key, "unchanged", guild, month)
+        Guild.insert(id=guild).on_conflict_ignore().execute()
+        Query.replace(
+            id=doc["id"], key=key, etag=etag, question=doc["question"], answer=doc["answer"],
+            confidence=float(doc.get("confidence", 0.0)), citations=doc.get("citations", []),
+            mode=doc.get("mode", ""), asker=doc.get("asker") or "", asked_at=asked,
+            latency_ms=int(doc.get("latency_ms", 0))).execute()
+    log.info("logged query %s into %s/%s", key, guild, month)
+    return Indexed(key, "replaced" if old else "indexed", guild, month)
+
+
+def _get_or_create(model, *, extra: dict | None = None, **where):
+    row = model.get_or_none(**where)
+    if row is None:
+        row = model.create(**where, **(extra or {}))
+    return row
+
+
+def dumps(indexed: Indexed) -> str:
+    return json.dumps(indexed.__dict__)

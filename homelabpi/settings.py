@@ -1,0 +1,149 @@
+"""Settings from `HOMELABPI_*` environment variables.
+
+One frozen dataclass, read once per process, so every part (CLI, gateway, handlers, bot) sees the
+same configuration and `homelabpi doctor` can print it. The README's settings table mirrors
+`FIELDS` below.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+def _default_data_dir() -> str:
+    home_share = os.path.join(os.path.expanduser("~"), ".local", "share")
+    base = os.environ.get("XDG_DATA_HOME") or home_share
+    return os.path.join(base, "homelabpi")
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(
+        default_factory=lambda: Path(_default_data_dir()),
+        metadata={"env": "HOMELABPI_DATA_DIR", "doc": "Where the local store, index shards, queues "
+                  "and spool live."},
+    )
+    gateway: str | None = field(
+        default=None,
+        metadata={"env": "HOMELABPI_GATEWAY", "doc": "Gateway URL (e.g. `http://127.0.0.1:8080`). "
+                  "Unset: the CLI runs the handlers in-process."},
+    )
+    vosk_model: Path | None = field(
+        default=None,
+        metadata={"env": "HOMELABPI_VOSK_MODEL", "doc": "A Vosk model directory. Unset: the "
+                  "bundled pocketsphinx en-us model."},
+    )
+    bind: str = field(
+        default="127.0.0.1:8080",
+        metadata={"env": "HOMELABPI_BIND",
+                  "doc": "host:port that `homelabpi serve`/`up` listens on."},
+    )
+    max_audio_seconds: float = field(
+        default=7200.0,
+        metadata={"env": "HOMELABPI_MAX_AUDIO_SECONDS", "doc": "Longest accepted recording; longer "
+                  "input is rejected with a message naming the file."},
+    )
+    max_upload_bytes: int = field(
+        default=512 * 1024 * 1024,
+        metadata={"env": "HOMELABPI_MAX_UPLOAD_BYTES", "doc": "Largest request body the gateway "
+                  "accepts."},
+    )
+    async_retries: int = field(
+        default=5,
+        metadata={"env": "HOMELABPI_ASYNC_RETRIES", "doc": "Attempts for an async call that fails "
+                  "with 5xx or a connection error before it is parked as failed."},
+    )
+    log_level: str = field(
+        default="INFO",
+        metadata={"env": "HOMELABPI_LOG_LEVEL", "doc": "DEBUG, INFO, WARNING or ERROR."},
+    )
+    # -- cluster object store (MinIO); unset endpoint = the local store ----------------------
+    s3_endpoint: str | None = field(
+        default=None,
+        metadata={"env": "HOMELABPI_S3_ENDPOINT", "doc": "MinIO/S3 endpoint, `host:port` or "
+                  "`http(s)://host:port` (e.g. `minio:9000` inside faasd). Set: the store is "
+                  "MinIO; unset: the local store under the data dir."},
+    )
+    s3_bucket: str = field(
+        default="homelabpi",
+        metadata={"env": "HOMELABPI_S3_BUCKET", "doc": "Bucket holding audio, transcripts, "
+                  "queries, index shards and models."},
+    )
+    s3_access_key: str | None = field(
+        default=None,
+        metadata={"env": "HOMELABPI_S3_ACCESS_KEY", "doc": "S3 access key. Unset: read from the "
+                  "OpenFaaS secret `homelabpi-s3-access-key`."},
+    )
+    s3_secret_key: str | None = field(
+        default=None, repr=False,
+        metadata={"env": "HOMELABPI_S3_SECRET_KEY", "doc": "S3 secret key. Unset: read from the "
+                  "OpenFaaS secret `homelabpi-s3-secret-key`."},
+    )
+    s3_secure: bool = field(
+        default=False,
+        metadata={"env": "HOMELABPI_S3_SECURE", "doc": "Use HTTPS to reach the endpoint (`true`/"
+                  "`false`); an `https://` endpoint implies it."},
+    )
+    s3_region: str | None = field(
+        default=None,
+        metadata={"env": "HOMELABPI_S3_REGION", "doc": "S3 region; MinIO's default `us-east-1` "
+                  "when unset (saves a bucket-location request per process)."},
+    )
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f.metadata["env"])
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _coerce(f.name, f.type, raw, f.metadata["env"])
+        return cls(**values)  # type: ignore[arg-type]
+
+    # Derived locations: one place names every directory under the data dir.
+    @property
+    def store_dir(self) -> Path:
+        return self.data_dir / "store"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def queue_path(self) -> Path:
+        return self.data_dir / "queue.sqlite3"
+
+
+def _coerce(name: str, type_: object, raw: str, env_name: str) -> object:
+    kind = str(type_)
+    try:
+        if "Path" in kind:
+            return Path(raw).expanduser()
+        if kind == "float":
+            return float(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "bool":
+            low = raw.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true/false, 1/0, yes/no or on/off")
+    except ValueError as exc:
+        raise ValueError(f"{env_name}={raw!r} is not a valid {kind}: {exc}") from exc
+    if name == "gateway":
+        return raw.rstrip("/")
+    return raw
+
+
+def documented() -> list[tuple[str, str]]:
+    """(environment variable, description) for every setting, in declaration order."""
+    return [(f.metadata["env"], f.metadata["doc"]) for f in fields(Settings)]
