@@ -1,4 +1,5 @@
-"""Streaming clip writers: PCM goes to disk as it arrives, so a 60 s clip costs no more RAM than 20 ms.
+"""Streaming clip writers: PCM goes to disk as it arrives, so a 60 s clip needs no more RAM
+than 20 ms.
 
 Ogg Opus (the format the rest of HomeLabPi expects; ~4 KB/s at 32 kb/s) is written with PyAV's
 libopus encoder in exact 960-sample frames; WAV is the dependency-free fallback.
@@ -32,11 +33,16 @@ class ClipWriter(Protocol):
 class OggOpusWriter:
     """Mono 48 kHz Ogg Opus, encoded frame by frame."""
 
-    def __init__(self, path: Path, bitrate: int = 32_000) -> None:
+    def __init__(self, path: Path, bitrate: int = 32_000, compression_level: int = 5) -> None:
         import av
 
-        self._container = av.open(str(path), "w", format="ogg")
-        self._stream = self._container.add_stream("libopus", rate=SAMPLE_RATE)
+        # flush_packets: hand each finished Ogg page to the OS at once (about one per second),
+        # so a crash loses at most the page in progress instead of everything since the start.
+        self._container = av.open(str(path), "w", format="ogg", options={"flush_packets": "1"})
+        # compression_level 5 (libopus default 10) costs ~40 % less CPU per stream; at 32 kb/s
+        # mono speech the difference is inaudible to people and to the recogniser.
+        self._stream = self._container.add_stream(
+            "libopus", rate=SAMPLE_RATE, options={"compression_level": str(compression_level)})
         self._stream.layout = "mono"
         self._stream.bit_rate = bitrate
         self._av = av
@@ -81,7 +87,7 @@ class WavWriter:
     """Mono 48 kHz s16 WAV; the header's sizes are patched on close (and by `repair_wav`)."""
 
     def __init__(self, path: Path) -> None:
-        self._wav = wave.open(str(path), "wb")
+        self._wav = wave.open(str(path), "wb")  # noqa: SIM115 - closed by close()
         self._wav.setnchannels(1)
         self._wav.setsampwidth(2)
         self._wav.setframerate(SAMPLE_RATE)

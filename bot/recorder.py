@@ -19,14 +19,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from homelabpi.keys import ClipKey, new_id, validate_id
 
 from bot.clipwriter import CONTENT_TYPES, ClipWriter, open_writer
 from bot.spool import Spool, SpoolEntry
+from homelabpi.keys import ClipKey, new_id, validate_id
 
 log = logging.getLogger(__name__)
 SAMPLE_RATE = 48_000
@@ -43,7 +43,7 @@ class Member:
 
 def iso_ms(ts: float) -> str:
     """UTC epoch seconds as ISO 8601 with milliseconds, e.g. 2026-11-24T12:41:00.120Z."""
-    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
+    dt = datetime.fromtimestamp(ts, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
@@ -122,7 +122,7 @@ class Recorder:
 
     # -- policy --------------------------------------------------------------------------------
     def wants(self, user_id: int) -> bool:
-        """May this user be recorded? Never bots or ourselves; otherwise the consent hook (cached)."""
+        """May this user be recorded? Never bots or ourselves; else the consent hook (cached)."""
         now = self.clock()
         hit = self._wants_cache.get(user_id)
         if hit is not None and now - hit[0] < self.wants_ttl:
@@ -207,7 +207,7 @@ class Recorder:
         member = self.member_info(user_id)
         if member is None:
             return None
-        when = datetime.fromtimestamp(start, tz=timezone.utc)
+        when = datetime.fromtimestamp(start, tz=UTC)
         clip_id = new_id("c", when)
         key = ClipKey(self.guild, self.session, clip_id).audio(self.fmt)
         metadata = {
@@ -252,6 +252,9 @@ class Recorder:
             clip.writer.close()
         except Exception:  # noqa: BLE001 - keep recording others; the salvage path remains
             log.exception("closing clip %s failed", clip.key)
+            return
+        if why == "refused":  # consent withdrawn mid-clip: keep nothing of the open clip
+            self.spool.abandon(clip.path)
             return
         if clip.voiced < self.min_voiced:
             self.stats.clips_too_short += 1

@@ -30,11 +30,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from bot.clipwriter import repair_wav
 from homelabpi.errors import BadInput, NotFound
 from homelabpi.keys import validate_key
 from homelabpi.store import ObjectStore
-
-from bot.clipwriter import repair_wav
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20

@@ -185,8 +185,7 @@ def transcript(session: str, fmt: str, guild: str | None) -> None:
     """A session's transcript, all speakers in time order."""
     from homelabpi.formats import render
 
-    doc = _client().transcript(session, guild)
-    click.echo(render(session, doc["segments"], fmt), nl=False)
+    click.echo(render(_client().transcript(session, guild), fmt), nl=False)
 
 
 @main.command()
@@ -225,6 +224,37 @@ def doctor() -> None:
         failed |= check.state == "fail"
     sys.exit(1 if failed else 0)
 
+
+@main.command()
+@click.option("--guild", required=True)
+@click.option("--limit", default=20, show_default=True, help="How many, newest first.")
+@click.option("--json", "as_json", is_flag=True)
+def queries(guild: str, limit: int, as_json: bool) -> None:
+    """Questions asked in a guild: answer, mode, confidence, latency, who asked, citations."""
+    found = _client().queries(guild, limit)
+    if as_json:
+        _print_json(found)
+        return
+    if not found:
+        click.echo("no questions asked yet")
+    for q in found:
+        who = f" by {q['asker']}" if q["asker"] else ""
+        thread = f" [thread {q['thread']}]" if q["thread"] else ""
+        click.echo(f"{q['asked_at']}{who}{thread}: {q['question']}")
+        click.echo(f"  → {q['answer']}  ({q['mode']}, confidence {q['confidence']:.2f}, "
+                   f"{q['latency_ms']} ms)")
+        if q["citations"]:
+            c = q["citations"][0]
+            click.echo(f"    — {c['speaker']}, {c['start']} (session {c['session']})")
+
+
+def _register_models() -> None:
+    from homelabpi.models import models_group
+
+    main.add_command(models_group)
+
+
+_register_models()
 
 if __name__ == "__main__":
     main()

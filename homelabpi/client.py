@@ -85,8 +85,18 @@ class Client:
     def _answer(self, **req: object) -> dict:
         return self.call("answer", json.dumps(req).encode())
 
-    def ask(self, question: str, guild: str, asker: str = "") -> dict:
-        return self._answer(op="ask", question=question, guild=guild, asker=asker)
+    def ask(self, question: str, guild: str, asker: str = "", thread: str = "",
+            now: str | None = None) -> dict:
+        """Ask; `thread` links follow-ups, `now` (ISO 8601) anchors "yesterday" and friends.
+
+        Without a gateway this process is also the event loop, so the question's log entry is
+        delivered to `index` right away.
+        """
+        extra = {k: v for k, v in (("thread", thread), ("now", now)) if v}
+        result = self._answer(op="ask", question=question, guild=guild, asker=asker, **extra)
+        if not self.settings.gateway:
+            self.deliver_events()
+        return result
 
     def search(self, text: str, guild: str, limit: int = 10) -> list[dict]:
         return self._answer(op="search", text=text, guild=guild, limit=limit)["hits"]
@@ -99,3 +109,9 @@ class Client:
 
     def status(self, guild: str, keys: list[str]) -> dict[str, dict]:
         return self._answer(op="status", guild=guild, keys=keys)["clips"]
+
+    def queries(self, guild: str, limit: int = 20) -> list[dict]:
+        """The guild's query log, newest first (pending log entries are indexed first)."""
+        if not self.settings.gateway:
+            self.deliver_events()
+        return self._answer(op="queries", guild=guild, limit=limit)["queries"]

@@ -33,6 +33,8 @@ def configured(settings: Settings) -> list[tuple[str, str]]:
     shown = []
     for env, _doc in documented():
         value = os.environ.get(env)
+        if value and any(word in env for word in ("SECRET", "TOKEN", "PASSWORD")):
+            value = "(set, hidden)"
         shown.append((env, value if value else "(default)"))
     return shown
 

@@ -1,7 +1,8 @@
 """A session's segments as Markdown, SubRip, WebVTT or JSON (CLI `transcript`, bot `/transcript`).
 
-Input is the `segments` list the answer function returns: speaker, start, end (ISO 8601 UTC),
-text and words, in time order across speakers.
+Input is what the answer function's `transcript` op returns: the session's `started_at` and its
+`segments` (speaker, start, end as ISO 8601 UTC, text, words) in time order across speakers.
+Subtitle times count from the session's start, so they line up with the original recording.
 """
 
 from __future__ import annotations
@@ -15,20 +16,17 @@ from homelabpi.transcripts import parse_time
 FORMATS = ("md", "srt", "vtt", "json")
 
 
-def render(session: str, segments: list[dict], fmt: str) -> str:
+def render(doc: dict, fmt: str) -> str:
     if fmt not in FORMATS:
         raise BadInput(f"transcript format {fmt!r} is not one of {', '.join(FORMATS)}")
     if fmt == "json":
-        return json.dumps({"session": session, "segments": segments}, indent=2,
-                          ensure_ascii=False)
-    if not segments:
-        origin = None
-    else:
-        origin = parse_time(segments[0]["start"])
+        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    session, segments = doc["session"], doc["segments"]
+    origin = parse_time(doc["started_at"]) if doc.get("started_at") else None
     if fmt == "md":
         lines = [f"# Session {session}", ""]
         if origin is not None:
-            lines += [f"Started {segments[0]['start']}", ""]
+            lines += [f"Started {doc['started_at']}", ""]
         for s in segments:
             lines.append(f"**{s['speaker']}** [{_clock(parse_time(s['start']), origin)}]: "
                          f"{s['text']}  ")

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from homelabpi import answer as answering
-from homelabpi import retrieval, transcripts
+from homelabpi import embeddings, reader, retrieval, transcripts
 from homelabpi.auth import require_token
 from homelabpi.errors import BadInput, HomeLabPiError, NotFound
 from homelabpi.events import parse_events
 from homelabpi.index import indexer
-from homelabpi.index.shards import open_readonly
 from homelabpi.keys import new_id, query_key, validate_id
 from homelabpi.runtime import Runtime, current
 from homelabpi.transcribe import transcribe_object
@@ -49,37 +51,49 @@ def transcribe(body: bytes, rt: Runtime) -> Result:
 
 
 def index(body: bytes, rt: Runtime) -> Result:
-    def one(name: str, key: str, etag: str) -> dict:
-        created = name.startswith("s3:ObjectCreated:")
-        if key.startswith("transcripts/") and not created:
-            return indexer.remove_transcript(rt.shards, key, validate_id(key.split("/")[1],
-                                                                          "guild")).__dict__
-        if not created or not key.startswith(("transcripts/", "queries/")):
-            return {"key": key, "outcome": "ignored"}
-        try:
-            # The store, not the event, is the truth: index what is there now, so a late or
-            # repeated event for an older version changes nothing.
-            info = rt.store.stat(key)
-            body = rt.store.get(key)
-        except NotFound:
-            return {"key": key, "outcome": "gone"}
-        guild = validate_id(key.split("/")[1], "guild")
-        if key.startswith("queries/"):
-            doc = _json(body, key)
-            if doc.get("guild") != guild:
-                raise BadInput(f"{key}: query names guild {doc.get('guild')!r}, not {guild!r}")
-            return indexer.index_query(rt.shards, key, info.etag, doc).__dict__
-        doc = transcripts.load(body, key)
-        if doc["guild"] != guild:
-            raise BadInput(f"{key}: transcript names guild {doc['guild']!r}, but its key is "
-                           f"under guild {guild!r}")
-        return indexer.index_transcript(rt.shards, key, info.etag, doc).__dict__
+    touched: set[tuple[str, str]] = set()
 
-    return _per_record(body, one)
+    def one(name: str, key: str, etag: str) -> dict:
+        result = _index_one(rt, name, key)
+        if result.get("outcome") in ("indexed", "replaced", "removed"):
+            touched.add((result["guild"], result["month"]))
+        return result
+
+    status, doc = _per_record(body, one)
+    rt.publish(touched)
+    return status, doc
+
+
+def _index_one(rt: Runtime, name: str, key: str) -> dict:
+    created = name.startswith("s3:ObjectCreated:")
+    if key.startswith("transcripts/") and not created:
+        return indexer.remove_transcript(rt.shards, key, validate_id(key.split("/")[1],
+                                                                      "guild")).__dict__
+    if not created or not key.startswith(("transcripts/", "queries/")):
+        return {"key": key, "outcome": "ignored"}
+    try:
+        # The store, not the event, is the truth: index what is there now, so a late or
+        # repeated event for an older version changes nothing.
+        info = rt.store.stat(key)
+        body = rt.store.get(key)
+    except NotFound:
+        return {"key": key, "outcome": "gone"}
+    guild = validate_id(key.split("/")[1], "guild")
+    if key.startswith("queries/"):
+        doc = _json(body, key)
+        if doc.get("guild") != guild:
+            raise BadInput(f"{key}: query names guild {doc.get('guild')!r}, not {guild!r}")
+        return indexer.index_query(rt.shards, key, info.etag, doc).__dict__
+    doc = transcripts.load(body, key)
+    if doc["guild"] != guild:
+        raise BadInput(f"{key}: transcript names guild {doc['guild']!r}, but its key is "
+                       f"under guild {guild!r}")
+    return indexer.index_transcript(rt.shards, key, info.etag, doc,
+                                    embeddings.get(rt.settings)).__dict__
 
 
 def answer(body: bytes, rt: Runtime) -> Result:
-    """Reads for a guild: `op` is ask (default), search, sessions, transcript or status."""
+    """Reads for a guild: `op` is ask (default), search, sessions, transcript, status or queries."""
     req = _json(body, "answer request")
     if not isinstance(req, dict):
         raise BadInput("answer request must be a JSON object such as "
@@ -88,7 +102,7 @@ def answer(body: bytes, rt: Runtime) -> Result:
     if op == "transcript" and not req.get("guild"):
         return 200, _transcript(rt, str(req.get("session", "")), rt.guilds())
     guild = validate_id(str(req.get("guild", "")), "guild")
-    conns = [open_readonly(p) for p in rt.shard_paths(guild)]
+    conns = [rt.open_shard(p) for p in rt.shard_paths(guild)]
     try:
         if op == "ask":
             return 200, _ask(rt, conns, guild, req)
@@ -103,29 +117,105 @@ def answer(body: bytes, rt: Runtime) -> Result:
             return 200, _transcript(rt, str(req.get("session", "")), [guild])
         if op == "status":
             return 200, {"clips": _status(conns, [str(k) for k in req.get("keys", [])])}
-        raise BadInput(f"unknown op {op!r}; use ask, search, sessions, transcript or status")
+        if op == "queries":
+            limit = max(1, min(int(req.get("limit", 20)), 1000))
+            return 200, {"queries": _queries(conns, limit)}
+        raise BadInput(f"unknown op {op!r}; use ask, search, sessions, transcript, status or "
+                       "queries")
     finally:
         for c in conns:
             c.close()
 
 
 def _ask(rt: Runtime, conns: list, guild: str, req: dict) -> dict:
+    """Answer, then log question, answer, citations, mode, latency, asker and thread.
+
+    `thread` (a Discord thread id) lets a follow-up ("and Alice?") build on the thread's
+    previous question; `now` (ISO 8601, default: the current time) is what "yesterday" is
+    relative to, e.g. the time the Discord message was sent.
+    """
     question = _text(req, "question")
+    thread = str(req.get("thread") or "")
+    if thread:
+        validate_id(thread, "thread")
+    asker = str(req.get("asker") or "")
+    asked = datetime.now(UTC)
+    now = transcripts.parse_time(str(req["now"]), "now") if req.get("now") else asked
     t0 = time.perf_counter()
-    result = answering.answer(conns, question).as_dict()
+    previous = _thread_previous(conns, guild, thread) if thread else None
+    q = answering.understand(conns, question, now=now, tz=rt.settings.timezone, asker=asker,
+                             previous=previous)
+    result = answering.answer(conns, q, embedder=embeddings.get(rt.settings),
+                              reader=reader.get(rt.settings, rt.store),
+                              min_score=rt.settings.reader_min_score).as_dict()
     latency = int((time.perf_counter() - t0) * 1000)
-    now = datetime.now(UTC)
-    qid = new_id("q", now)
-    doc = {"id": qid, "guild": guild, "question": question, "asker": str(req.get("asker") or ""),
-           "asked_at": transcripts.iso(now), "latency_ms": latency, **result}
+    qid = new_id("q", asked)
+    resolved = q.resolved()
+    doc = {"id": qid, "guild": guild, "question": question, "asker": asker,
+           "asked_at": transcripts.iso(asked), "latency_ms": latency, "thread": thread,
+           "resolved": resolved, **result}
+    if thread:
+        _remember(guild, thread, asked.timestamp(), resolved)
     try:
-        rt.store.put(query_key(guild, qid, now), json.dumps(doc, ensure_ascii=False).encode(),
+        rt.store.put(query_key(guild, qid, asked), json.dumps(doc, ensure_ascii=False).encode(),
                      content_type="application/json")
     except HomeLabPiError as exc:  # the answer matters more than its log entry
         log.warning("could not log query %s for guild %s: %s", qid, guild, exc)
     log.info("answered %s for guild %s in %d ms (%s, confidence %.2f)", qid, guild, latency,
              result["mode"], result["confidence"])
     return result
+
+
+# The last question of recent threads in this process: a follow-up asked before the index has
+# logged the previous question (the log is written asynchronously) still finds it here.
+_threads: OrderedDict[tuple[str, str], tuple[float, dict]] = OrderedDict()
+_threads_lock = threading.Lock()
+_THREADS_KEPT = 1000
+
+
+def _remember(guild: str, thread: str, asked: float, resolved: dict) -> None:
+    with _threads_lock:
+        _threads[(guild, thread)] = (asked, resolved)
+        _threads.move_to_end((guild, thread))
+        while len(_threads) > _THREADS_KEPT:
+            _threads.popitem(last=False)
+
+
+def _thread_previous(conns: list, guild: str, thread: str) -> dict | None:
+    """The thread's latest resolved question: this process's memory or the query log."""
+    with _threads_lock:
+        best = _threads.get((guild, thread))
+    for conn in conns:
+        try:
+            row = conn.execute("SELECT asked_at, resolved FROM query WHERE thread = ? "
+                               "ORDER BY asked_at DESC LIMIT 1", (thread,)).fetchone()
+        except sqlite3.OperationalError:  # a v1 shard: no threads logged there
+            continue
+        if row and (best is None or row[0] > best[0]):
+            best = (row[0], json.loads(row[1] or "{}"))
+    return best[1] if best and best[1] else None
+
+
+def _queries(conns: list, limit: int) -> list[dict]:
+    """The query log, newest first."""
+    out = []
+    for conn in conns:
+        try:
+            rows = conn.execute(
+                "SELECT id, question, answer, confidence, citations, mode, asker, asked_at, "
+                "latency_ms, thread FROM query ORDER BY asked_at DESC LIMIT ?", (limit,))
+        except sqlite3.OperationalError:
+            rows = conn.execute(
+                "SELECT id, question, answer, confidence, citations, mode, asker, asked_at, "
+                "latency_ms, '' FROM query ORDER BY asked_at DESC LIMIT ?", (limit,))
+        for r in rows:
+            out.append({"id": r[0], "question": r[1], "answer": r[2], "confidence": r[3],
+                        "citations": json.loads(r[4] or "[]"), "mode": r[5], "asker": r[6],
+                        "asked_at": r[7], "latency_ms": r[8], "thread": r[9]})
+    out.sort(key=lambda d: d["asked_at"], reverse=True)
+    for d in out:
+        d["asked_at"] = retrieval.iso_epoch(d["asked_at"])
+    return out[:limit]
 
 
 def _sessions(conns: list) -> list[dict]:
@@ -161,9 +251,12 @@ def _transcript(rt: Runtime, session: str, guilds: list[str]) -> dict:
     validate_id(session, "session")
     segments: list[tuple[float, int, dict]] = []
     for guild in guilds:
+        started: list[float] = []
         for path in rt.shard_paths(guild):
-            conn = open_readonly(path)
+            conn = rt.open_shard(path)
             try:
+                started += [r[0] for r in conn.execute(
+                    "SELECT started_at FROM session WHERE id = ?", (session,))]
                 for row in conn.execute(retrieval.SELECT + " WHERE s.session_id = ?", (session,)):
                     seg = retrieval.seg(row)
                     segments.append((seg.start, seg.id, {
@@ -174,7 +267,9 @@ def _transcript(rt: Runtime, session: str, guilds: list[str]) -> dict:
                 conn.close()
         if segments:
             segments.sort(key=lambda s: s[:2])
-            return {"session": session, "guild": guild, "segments": [s[2] for s in segments]}
+            return {"session": session, "guild": guild,
+                    "started_at": retrieval.iso_epoch(min(started)),
+                    "segments": [s[2] for s in segments]}
     raise NotFound(f"no session {session!r}; list sessions with 'homelabpi sessions --guild ID'")
 
 

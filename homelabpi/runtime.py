@@ -1,36 +1,87 @@
 """What a function process keeps between calls: settings, the store, the shards, the engine.
 
 OpenFaaS reuses a container for many calls, so models and connections load once per process.
+Two deployments, one code path: with the local store (embedded default) shards are plain files
+opened in place; with MinIO (cluster) the index function restores and publishes shard snapshots
+and answer replicas read cached copies refreshed by eTag.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import sqlite3
 import threading
 from functools import cached_property
 from pathlib import Path
 
 from homelabpi.asr import Engine, load_engine
-from homelabpi.index.shards import Shards
+from homelabpi.errors import NotFound
+from homelabpi.index.shards import Shards, open_readonly
 from homelabpi.settings import Settings
 from homelabpi.store import ObjectStore, open_store
+from homelabpi.store.local import LocalStore
+
+log = logging.getLogger(__name__)
 
 
 class Runtime:
     def __init__(self, settings: Settings, store: ObjectStore | None = None) -> None:
         self.settings = settings
         self.store = store if store is not None else open_store(settings)
-        self.shards = Shards(settings.index_dir)
+        self.remote = not isinstance(self.store, LocalStore)
+        self.shards = Shards(settings.index_dir, restore=self._restore if self.remote else None)
 
     @cached_property
     def engine(self) -> Engine:
-        return load_engine(self.settings)
+        settings = self.settings
+        if settings.vosk_model is None:
+            model = self.model("vosk")
+            if model is not None:
+                settings = dataclasses.replace(settings, vosk_model=model)
+        return load_engine(settings)
+
+    def model(self, name: str) -> Path | None:
+        """A model pushed to the store's `models/<name>/`, fetched once per container."""
+        from homelabpi.models import fetch_model
+
+        try:
+            return fetch_model(self.store, name, self.settings.data_dir / "models")
+        except NotFound:
+            return None
+
+    @cached_property
+    def _replicas(self):
+        from homelabpi.index.replica import ShardCache
+
+        return ShardCache(self.store, self.settings.data_dir / "replica")
 
     def shard_paths(self, guild: str) -> list[Path]:
         """The shard files a question for `guild` may open, and no others."""
-        return self.shards.paths(guild)
+        return self._replicas.paths_for(guild) if self.remote else self.shards.paths(guild)
+
+    def open_shard(self, path: Path) -> sqlite3.Connection:
+        return open_readonly(path, immutable=self.remote)
 
     def guilds(self) -> list[str]:
-        return self.shards.guilds()
+        if not self.remote:
+            return self.shards.guilds()
+        return sorted({o.key.split("/")[1] for o in self.store.list("index/")})
+
+    def publish(self, touched: set[tuple[str, str]]) -> None:
+        """After the index wrote: put fresh snapshots of the touched shards in the store."""
+        if not self.remote:
+            return
+        from homelabpi.index.publish import publish
+
+        with self.shards.lock:
+            for guild, month in sorted(touched):
+                publish(self.store, self.shards.path(guild, month), guild, month)
+
+    def _restore(self, guild: str, month: str, path: Path) -> bool:
+        from homelabpi.index.publish import restore
+
+        return restore(self.store, guild, month, path)
 
     def close(self) -> None:
         self.shards.close()

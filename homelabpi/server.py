@@ -53,17 +53,26 @@ class Server:
                                   port=int(port), threads=4)
         self.url = f"http://{host or '127.0.0.1'}:{self.wsgi.effective_port}"
         outbox = getattr(self.runtime.store, "outbox", None)
-        self.dispatcher = Dispatcher(outbox, self.runtime, self.url) if outbox else None
+        self.dispatcher = (Dispatcher(outbox, self.runtime, self.url) if outbox is not None
+                           else None)
+        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> Server:
         self.worker.start()
         if self.dispatcher:
             self.dispatcher.start()
-        self._thread = threading.Thread(target=self.wsgi.run, name="homelabpi-http", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="homelabpi-http", daemon=True)
         self._thread.start()
         log.info("gateway listening on %s (data in %s)", self.url, self.settings.data_dir)
         return self
+
+    def _serve(self) -> None:
+        try:
+            self.wsgi.run()
+        except (OSError, ValueError):
+            if not self._stopping.is_set():  # closing the sockets under select() is expected
+                raise
 
     def run(self) -> None:
         self.start()
@@ -76,10 +85,16 @@ class Server:
             self.stop()
 
     def stop(self) -> None:
+        self._stopping.set()
         self.worker.stopping.set()
         if self.dispatcher:
             self.dispatcher.stopping.set()
-        self.wsgi.close()
+        while self.wsgi._map:  # waitress has no public stop(): close its channels, then tasks
+            for channel in list(self.wsgi._map.values()):
+                channel.handle_close()
+        self.wsgi.task_dispatcher.shutdown()
+        if self._thread:
+            self._thread.join(5)
         self.worker.join(5)
         self.queue.close()
         install(None)

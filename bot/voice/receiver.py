@@ -108,6 +108,7 @@ class VoiceReceiver:
         hold_per_ssrc: int = 100,
         hold_max_ssrcs: int = 16,
         reanchor_after: float = 0.3,
+        idle_stream_timeout: float = 300.0,
     ) -> None:
         self.sink = sink
         self.cipher = cipher
@@ -119,6 +120,7 @@ class VoiceReceiver:
         self.hold_per_ssrc = hold_per_ssrc
         self.hold_max_ssrcs = hold_max_ssrcs
         self.reanchor_after = reanchor_after
+        self.idle_stream_timeout = idle_stream_timeout
         self.stats = ReceiveStats()
         self.ignore_ssrcs: set[int] = set()
         self._users: dict[int, int] = {}  # ssrc -> user id
@@ -172,8 +174,12 @@ class VoiceReceiver:
                         self.stats.unknown_ssrc_dropped += 1
                     if not q:
                         del self._held[ssrc]
-                for stream in list(self._streams.values()):
+                for ssrc, stream in list(self._streams.items()):
                     self._emit(stream, stream.jitter.flush(now, self.jitter_max_wait))
+                    if now - stream.last_arrival > self.idle_stream_timeout:
+                        # Quiet for minutes (and no op 13 seen): free the decoder state. The
+                        # SSRC mapping stays, so a returning speaker gets a fresh stream.
+                        self._end_stream(ssrc)
             except Exception:  # noqa: BLE001 - the timer must survive anything
                 self.stats.internal_errors += 1
                 log.exception("voice receive tick failed")

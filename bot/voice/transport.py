@@ -81,7 +81,7 @@ def supported_modes() -> tuple[str, ...]:
 
 
 class TransportCipher:
-    """One voice connection's transport cipher: `open` received packets, `seal` for the sim client."""
+    """A voice connection's transport cipher: `open` received packets, `seal` for the sim client."""
 
     def __init__(self, mode: str, secret_key: bytes | list[int]) -> None:
         key = bytes(secret_key)
@@ -106,7 +106,8 @@ class TransportCipher:
         nonce = self._nonce(data[-NONCE_SUFFIX:])
         if self.mode == XCHACHA:
             try:
-                return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(sealed, aad, nonce, self.key)
+                return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(sealed, aad, nonce,
+                                                                         self.key)
             except Exception as exc:  # nacl.exceptions.CryptoError
                 raise DecryptError("XChaCha20-Poly1305 authentication failed") from exc
         assert _AES is not None
@@ -117,7 +118,8 @@ class TransportCipher:
         suffix = struct.pack(">I", counter & 0xFFFFFFFF)
         nonce = self._nonce(suffix)
         if self.mode == XCHACHA:
-            sealed = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, aad, nonce, self.key)
+            sealed = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, aad, nonce,
+                                                                       self.key)
         else:
             assert _AES is not None
             sealed = _AES[0](self.key, nonce, plaintext, aad)

@@ -31,7 +31,10 @@ class PocketsphinxEngine:
             if pcm.seconds <= SINGLE_UTTERANCE_SECONDS:
                 return self._decode(pcm.data, 0.0)
             words: list[Word] = []
-            for seg in Segmenter(sample_rate=SAMPLE_RATE).segment(io.BytesIO(pcm.data)):
+            # pocketsphinx's Segmenter drops a segment still open when the stream ends, so a
+            # recording that ends mid-sentence gets a second of silence to close it.
+            padded = pcm.data + b"\0\0" * SAMPLE_RATE
+            for seg in Segmenter(sample_rate=SAMPLE_RATE).segment(io.BytesIO(padded)):
                 words += self._decode(seg.pcm, seg.start_time)
             return words
 

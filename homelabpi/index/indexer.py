@@ -11,10 +11,15 @@ import logging
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
+from homelabpi import embeddings
+from homelabpi.embeddings import Embedder
 from homelabpi.index.schema import (
     MODELS,
     Channel,
     Clip,
+    Embedding,
     Guild,
     Query,
     Segment,
@@ -22,6 +27,7 @@ from homelabpi.index.schema import (
     Speaker,
 )
 from homelabpi.index.shards import Shards, month_of
+from homelabpi.settings import Settings
 from homelabpi.transcripts import parse_time
 
 log = logging.getLogger(__name__)
@@ -36,11 +42,28 @@ class Indexed:
     segments: int = 0
 
 
-def index_transcript(shards: Shards, key: str, etag: str, doc: dict) -> Indexed:
+_FROM_SETTINGS = object()
+
+
+def index_transcript(shards: Shards, key: str, etag: str, doc: dict,
+                     embedder: Embedder | None | object = _FROM_SETTINGS) -> Indexed:
+    """Rows for one transcript, with an embedding per segment when an embedder is available.
+
+    `embedder` defaults to the process's (from the environment's settings); None skips
+    embeddings. They are computed before the write transaction, so the single writer's lock is
+    never held across a model forward pass.
+    """
     guild = doc["guild"]
     started = parse_time(doc["started_at"]).timestamp()
     month = month_of(started)
     db = shards.writer(guild, month)
+    with shards.lock, db.bind_ctx(MODELS):
+        old = Clip.get_or_none(Clip.key == key)
+        if old is not None and old.etag == etag:
+            return Indexed(key, "unchanged", guild, month)
+    if embedder is _FROM_SETTINGS:
+        embedder = embeddings.get(Settings.from_env())
+    vectors = _embed(embedder, [seg["text"] for seg in doc["segments"]])
     with shards.lock, db.bind_ctx(MODELS), db.atomic():
         old = Clip.get_or_none(Clip.key == key)
         if old is not None and old.etag == etag:
@@ -82,12 +105,33 @@ def index_transcript(shards: Shards, key: str, etag: str, doc: dict) -> Indexed:
                 "text": seg["text"], "words": seg.get("words", []),
                 "confidence": float(seg.get("confidence", 1.0)),
             })
-        for i in range(0, len(rows), 200):
-            Segment.insert_many(rows[i:i + 200]).execute()
+        ids = []
+        for row in rows:  # one by one: the ids pair each segment with its embedding
+            ids.append(Segment.insert(row).execute())
+        if vectors is not None:
+            codes = embeddings.sign_code(vectors)
+            name = embedder.name  # type: ignore[union-attr]
+            emb_rows = [{"segment": sid, "model": name, "vector": embeddings.to_blob(v),
+                         "code": codes[i].tobytes()} for i, (sid, v) in enumerate(zip(ids, vectors,
+                                                                                      strict=True))]
+            for i in range(0, len(emb_rows), 200):
+                Embedding.insert_many(emb_rows[i:i + 200]).execute()
     outcome = "replaced" if old is not None else "indexed"
     log.info("%s %s (etag %s): %d segments into %s/%s", outcome, key, etag, len(rows), guild,
              month)
     return Indexed(key, outcome, guild, month, len(rows))
+
+
+def _embed(embedder: object, texts: list[str]) -> np.ndarray | None:
+    """Segment vectors, or None (no embedder, or it failed: BM25 still finds the segments)."""
+    if embedder is None or not texts:
+        return None
+    try:
+        return embedder.encode(texts)  # type: ignore[attr-defined]
+    except Exception as exc:  # noqa: BLE001 - an embedding failure must not lose the transcript
+        log.warning("could not embed %d segments (%s); indexing them for BM25 only",
+                    len(texts), exc)
+        return None
 
 
 def remove_transcript(shards: Shards, key: str, guild: str) -> Indexed:
@@ -121,7 +165,8 @@ def index_query(shards: Shards, key: str, etag: str, doc: dict) -> Indexed:
             id=doc["id"], key=key, etag=etag, question=doc["question"], answer=doc["answer"],
             confidence=float(doc.get("confidence", 0.0)), citations=doc.get("citations", []),
             mode=doc.get("mode", ""), asker=doc.get("asker") or "", asked_at=asked,
-            latency_ms=int(doc.get("latency_ms", 0))).execute()
+            latency_ms=int(doc.get("latency_ms", 0)), thread=str(doc.get("thread") or ""),
+            resolved=doc.get("resolved") or {}).execute()
     log.info("logged query %s into %s/%s", key, guild, month)
     return Indexed(key, "replaced" if old else "indexed", guild, month)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from peewee import (
+    BlobField,
     CharField,
     FloatField,
     ForeignKeyField,
@@ -101,9 +102,27 @@ class Query(BaseModel):
     asker = TextField(default="")
     asked_at = FloatField(index=True)
     latency_ms = IntegerField(default=0)
+    # v2: the Discord thread a question was asked in, and the question as it was understood
+    # (follow-ups resolved against the thread's previous question; filters made explicit).
+    thread = TextField(default="")
+    resolved = JSONField(default=dict)
 
 
-MODELS = [Guild, Channel, Speaker, Session, Clip, Segment, Query]
+class Embedding(BaseModel):
+    """v2: one sentence embedding per segment, computed by the index function at ingest.
+
+    `vector` is float16 (exact rescoring); `code` its packed sign bits (a Hamming pre-filter
+    the answer function keeps in memory). `model` names the embedder so a changed model never
+    compares vectors from two spaces.
+    """
+
+    segment = ForeignKeyField(Segment, primary_key=True, on_delete="CASCADE")
+    model = TextField()
+    vector = BlobField()
+    code = BlobField()
+
+
+MODELS = [Guild, Channel, Speaker, Session, Clip, Segment, Query, Embedding]
 
 
 def _v1(db: SqliteDatabase) -> None:
@@ -119,7 +138,27 @@ def _v1(db: SqliteDatabase) -> None:
     db.execute_sql("CREATE INDEX segment_session_start ON segment(session_id, start)")
 
 
-MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1]
+def _columns(db: SqliteDatabase, table: str) -> set[str]:
+    return {row[1] for row in db.execute_sql(f"PRAGMA table_info({table})")}
+
+
+def _v2(db: SqliteDatabase) -> None:
+    """Embeddings beside FTS5, and the thread a question came from (follow-ups).
+
+    Written to be idempotent: a shard created by this release already got both from `_v1`'s
+    create_tables, an older shard gets them here. Segments indexed before v2 have no embedding
+    until `homelabpi reindex`; until then they are found by BM25 alone.
+    """
+    db.create_tables([Embedding], safe=True)
+    have = _columns(db, "query")
+    if "thread" not in have:
+        db.execute_sql("ALTER TABLE query ADD COLUMN thread TEXT NOT NULL DEFAULT ''")
+    if "resolved" not in have:
+        db.execute_sql("ALTER TABLE query ADD COLUMN resolved JSON NOT NULL DEFAULT '{}'")
+    db.execute_sql("CREATE INDEX IF NOT EXISTS query_thread_asked ON query(thread, asked_at)")
+
+
+MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from peewee import SqliteDatabase
 
@@ -31,8 +33,12 @@ def month_of(epoch: float) -> str:
 class Shards:
     """The shard files under one directory, and the single writer's open connections."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str,
+                 restore: Callable[[str, str, Path], bool] | None = None) -> None:
         self.root = Path(root)
+        # On the cluster a fresh container has no working copy: `restore` fetches the
+        # published shard before the first write, so a restarted index resumes where it was.
+        self.restore = restore
         self._writers: dict[Path, SqliteDatabase] = {}
         self.lock = threading.RLock()  # the index function writes one transcript at a time
 
@@ -60,6 +66,8 @@ class Shards:
             db = self._writers.get(path)
             if db is None:
                 path.parent.mkdir(parents=True, exist_ok=True)
+                if self.restore is not None and not path.exists():
+                    self.restore(guild, month, path)
                 db = SqliteDatabase(str(path), pragmas=PRAGMAS, check_same_thread=False)
                 db.connect()
                 migrate(db)
@@ -76,9 +84,14 @@ class Shards:
         return [open_readonly(p) for p in self.paths(guild)]
 
 
-def open_readonly(path: Path) -> sqlite3.Connection:
-    """A read-only connection: answer replicas must never write a shard."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+def open_readonly(path: Path, immutable: bool = False) -> sqlite3.Connection:
+    """A read-only connection: answer replicas must never write a shard.
+
+    `immutable` is for cached copies of published shards, which are replaced by rename and
+    never changed in place, so SQLite may skip locking and the -shm file altogether.
+    """
+    uri = f"file:{quote(str(path))}?mode=ro" + ("&immutable=1" if immutable else "")
+    conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout = 5000")
     return conn

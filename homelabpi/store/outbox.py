@@ -3,8 +3,8 @@
 Each event is one fsync'd JSON file named by time, written *before* the object becomes visible.
 Delivery removes a file only after the consumer accepted it, so delivery is at least once; the
 consumers are idempotent (object key + eTag), so at least once is enough. A record whose object
-never landed (crash mid-put) or was overwritten since is dropped after a grace period: the newer
-write has a record of its own.
+never landed (crash mid-put) is dropped after a grace period; one whose object was overwritten
+or deleted since is dropped at once, because the later write has a record of its own.
 """
 
 from __future__ import annotations
@@ -82,8 +82,10 @@ class Outbox:
                 if not batch:
                     break
                 progressed = False
-                for path in batch:
-                    outcome = self._deliver_one(path, send, store)
+                keys = [_key_of(p) for p in batch]
+                for i, path in enumerate(batch):
+                    superseded = keys[i] in keys[i + 1:]
+                    outcome = self._deliver_one(path, send, store, superseded)
                     if outcome == "wait":
                         return delivered
                     if outcome == "failed":
@@ -94,7 +96,8 @@ class Outbox:
                     break
         return delivered
 
-    def _deliver_one(self, path: Path, send: Sender, store: ObjectStore) -> str:
+    def _deliver_one(self, path: Path, send: Sender, store: ObjectStore,
+                     superseded: bool) -> str:
         try:
             doc = json.loads(path.read_text())
         except FileNotFoundError:
@@ -115,7 +118,7 @@ class Outbox:
             except NotFound:
                 current = None
             if current != etag:
-                if time.time() - doc["added"] < self.grace:
+                if not superseded and time.time() - doc["added"] < self.grace:
                     return "wait"  # the put may still be in progress
                 log.info("dropping event for %s (etag %s): object %s", key, etag,
                          "missing" if current is None else f"since replaced by {current}")
@@ -129,6 +132,13 @@ class Outbox:
             return "failed"
         path.unlink(missing_ok=True)
         return "sent"
+
+
+def _key_of(path: Path) -> str | None:
+    try:
+        return json.loads(path.read_text())["key"]
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def _fsync_dir(path: Path) -> None:

@@ -56,7 +56,8 @@ class FakeDave:
         return out[:n]
 
     def encrypt(self, user_id: int, frame: bytes, nonce: int) -> bytes:
-        ct = bytes(a ^ b for a, b in zip(frame, self._stream(user_id, nonce, len(frame)), strict=True))
+        keystream = self._stream(user_id, nonce, len(frame))
+        ct = bytes(a ^ b for a, b in zip(frame, keystream, strict=True))
         tag = hmac.new(str(user_id).encode(), _uleb(nonce) + ct, "sha256").digest()[:8]
         trailer = tag + _uleb(nonce)
         size = len(trailer) + 1 + len(MARKER)

@@ -16,9 +16,8 @@ import os
 import sys
 
 from flask import Flask, request
-from waitress import serve
-
 from function import handler
+from waitress import serve
 
 app = Flask(__name__)
 

@@ -97,7 +97,9 @@ class FunctionProcess:
         fn = load_stack(self.stack_path)["functions"][self.name]
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("HOMELABPI_", "PYTHONPATH", "AWS_"))}
-        env.update({str(k): str(v) for k, v in (fn.get("environment") or {}).items()})
+        # The image's /home/app is the build context here (PYTHONPATH=/home/app/function).
+        env.update({str(k): str(v).replace("/home/app", str(ctx))
+                    for k, v in (fn.get("environment") or {}).items()})
         env.update(self.env)
         env["HOMELABPI_SECRETS_DIR"] = str(secrets_dir)  # /var/openfaas/secrets in a container
         self.port = self.port or free_port()
