@@ -244,7 +244,9 @@ def main() -> None:
         size = sum(p.stat().st_size for p in root.rglob("*.sqlite3")) / 1e6
         res = subprocess.run([sys.executable, __file__, "--measure", str(root), "--reader",
                               str(reader_dir), "--rounds", str(args.rounds)],
-                             capture_output=True, text=True, check=True)
+                             capture_output=True, text=True)
+        if res.returncode:
+            sys.exit(f"measuring {hours:g} h failed:\n{res.stderr[-3000:]}")
         fig = json.loads(res.stdout.strip().splitlines()[-1])
         print(f"{hours:g} h ({size:.0f} MB of shards): " + json.dumps(fig))
 

@@ -1,0 +1,91 @@
+"""Peak memory of `homelabpi ingest` over a batch with one long recording (target: < 500 MB).
+
+Runs the real CLI in a subprocess with HOMELABPI_DATA_DIR in a temporary directory and no
+gateway, so the whole pipeline runs in that one process: probe, store, transcribe (PyAV decode,
+pocketsphinx, which splits recordings over a minute at pauses), index (embeddings) and status.
+Peak memory is the child's max RSS from the kernel's resource accounting (os.wait4, the
+per-child form of getrusage(RUSAGE_CHILDREN), so helper processes never mix in). The batch is
+the five LibriVox utterances (wav), two espeak-ng clips (Ogg Opus, the bot's format) and one
+long recording of LibriVox and espeak-ng speech (WAV: the largest input for its length). One
+short clip alone, with and without embeddings, shows the fixed cost of the loaded models.
+
+    .venv/bin/python bench/ingest_memory.py [--quick] [--minutes N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from corpus import librivox, long_recording, machine, ogg_opus, speak, table, write_wav
+
+TARGET_MB = 500.0
+CLI = Path(sys.executable).with_name("homelabpi")
+
+
+def ingest(files: list[Path], data_dir: Path, **env: str) -> dict:
+    """Run `homelabpi ingest --json` on `files`; its peak RSS, time and clip statuses."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("HOMELABPI_")}
+    environ.update(HOMELABPI_DATA_DIR=str(data_dir), **env)
+    cmd = [str(CLI), "ingest", *map(str, files), "--guild", "b", "--channel", "c",
+           "--speaker", "s", "--json"]
+    t0 = time.perf_counter()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, env=environ, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    try:
+        statuses = [c["status"] for c in json.loads(stdout)["clips"]]
+    except (ValueError, KeyError):
+        statuses = [f"exit {proc.returncode}: {stderr.strip()[-300:]}"]
+    return {"mb": usage.ru_maxrss / 1024, "seconds": time.perf_counter() - t0,
+            "statuses": statuses}
+
+
+def summary(statuses: list[str]) -> str:
+    return ", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a 2-minute long recording")
+    ap.add_argument("--minutes", type=float, help="length of the long recording (default 10)")
+    args = ap.parse_args()
+    minutes = args.minutes or (2 if args.quick else 10)
+    print(f"machine: {machine()}")
+
+    with tempfile.TemporaryDirectory(prefix="homelabpi-bench-") as tmp:
+        root = Path(tmp)
+        short = [path for path, _ in librivox()]
+        spoken = []
+        for i, text in enumerate(["the nas backup finished at two and the pool is healthy",
+                                  "remind me to update the firewall rules for the new vlan"]):
+            spoken.append(root / f"clip-{i}.ogg")
+            spoken[-1].write_bytes(ogg_opus(speak(text)))
+        long = write_wav(root / "long.wav", long_recording(minutes * 60))
+        batch = ingest([*short, *spoken, long], root / "batch")
+        one = ingest(short[:1], root / "one")
+        bare = ingest(short[:1], root / "bare", HOMELABPI_EMBEDDINGS="false")
+
+    table(f"ingest peak memory (max RSS of the CLI process); long recording {minutes:g} min", [
+        (f"batch: {len(batch['statuses'])} files incl. the long one",
+         f"{batch['mb']:.0f} MB in {batch['seconds']:.0f} s ({summary(batch['statuses'])})",
+         f"< {TARGET_MB:.0f} MB"),
+        ("one short clip", f"{one['mb']:.0f} MB ({summary(one['statuses'])})", "(context)"),
+        ("one short clip, HOMELABPI_EMBEDDINGS=false",
+         f"{bare['mb']:.0f} MB ({summary(bare['statuses'])})", "(context)"),
+    ])
+    print(f"\n{'meets' if batch['mb'] < TARGET_MB else 'MISSES'} the memory target")
+
+
+if __name__ == "__main__":
+    main()
