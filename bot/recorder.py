@@ -192,6 +192,21 @@ class Recorder:
             for user_id in list(self._clips):
                 self._close(user_id, "end")
 
+    def reconsider(self, user_id: int | None = None) -> None:
+        """Forget cached `wants` decisions (one user, or all): a consent change applies now."""
+        with self._lock:
+            if user_id is None:
+                self._wants_cache.clear()
+            else:
+                self._wants_cache.pop(int(user_id), None)
+
+    def discard(self, user_id: int) -> bool:
+        """Drop the user's clip in progress without committing it (consent withdrawn, /forget)."""
+        with self._lock:
+            had = int(user_id) in self._clips
+            self._close(int(user_id), "refused")
+            return had
+
     def open_clip_ids(self) -> set[str]:
         with self._lock:
             return {c.path.name.rsplit(".", 1)[0] for c in self._clips.values()}

@@ -194,6 +194,13 @@ class Spool:
         _write_json_durable(self.failed / entry.sidecar.name, doc)
         entry.sidecar.unlink(missing_ok=True)
 
+    def purge(self, match: Callable[[SpoolEntry], bool]) -> list[SpoolEntry]:
+        """Delete committed, not yet uploaded clips that `match` selects (e.g. /forget)."""
+        gone = [entry for entry in self.pending() if match(entry)]
+        for entry in gone:
+            self.remove(entry)
+        return gone
+
     def __len__(self) -> int:
         return len(self.pending())
 

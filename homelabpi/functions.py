@@ -120,8 +120,10 @@ def answer(body: bytes, rt: Runtime) -> Result:
         if op == "queries":
             limit = max(1, min(int(req.get("limit", 20)), 1000))
             return 200, {"queries": _queries(conns, limit)}
-        raise BadInput(f"unknown op {op!r}; use ask, search, sessions, transcript, status or "
-                       "queries")
+        if op == "clips":
+            return 200, _clips(conns, validate_id(str(req.get("speaker_id", "")), "speaker_id"))
+        raise BadInput(f"unknown op {op!r}; use ask, search, sessions, transcript, status, "
+                       "queries or clips")
     finally:
         for c in conns:
             c.close()
@@ -271,6 +273,22 @@ def _transcript(rt: Runtime, session: str, guilds: list[str]) -> dict:
                     "started_at": retrieval.iso_epoch(min(started)),
                     "segments": [s[2] for s in segments]}
     raise NotFound(f"no session {session!r}; list sessions with 'homelabpi sessions --guild ID'")
+
+
+def _clips(conns: list, speaker_id: str) -> dict:
+    """A speaker's clips by Discord user id (audio + transcript keys): what /forget deletes."""
+    clips, segments = [], 0
+    for conn in conns:
+        for r in conn.execute(
+                "SELECT c.key, c.audio_key, c.session_id, c.started_at, c.status FROM clip c "
+                "JOIN speaker sp ON sp.id = c.speaker_id WHERE sp.discord_id = ? "
+                "ORDER BY c.started_at", (speaker_id,)):
+            clips.append({"transcript": r[0], "audio": r[1], "session": r[2],
+                          "started_at": retrieval.iso_epoch(r[3]), "status": r[4]})
+        segments += conn.execute(
+            "SELECT count(*) FROM segment s JOIN speaker sp ON sp.id = s.speaker_id "
+            "WHERE sp.discord_id = ?", (speaker_id,)).fetchone()[0]
+    return {"clips": clips, "segments": segments}
 
 
 def _status(conns: list, keys: list[str]) -> dict:

@@ -17,7 +17,16 @@ Hook points (all in discord.py 2.7.1; the bot extra pins discord.py>=2.7,<2.8 be
   re-initialisation, so it is read per frame) or None.
 
 Connect with `channel.connect(cls=ReceivingVoiceClient, self_deaf=False)`: a deafened client is
-sent no audio. discord.py negotiates `aead_xchacha20_poly1305_rtpsize` (the only current mode in
+sent no audio.
+
+Losing the connection: discord.py 2.7 (`VoiceConnectionState._poll_voice_ws`) resumes after 4015,
+follows moves after 4014, gives up on 4014/4022 when we were removed and on 4021 (rate limited),
+and re-connects by itself after any other code (4006, 4009, ...) while `reconnect=True`. When it
+gives up it calls `cleanup()`. We remember the close code that ended the last poll
+(`last_close_code`, read by wrapping that websocket's `poll_event`) and report a cleanup we did
+not ask for to `on_lost(code)`, so the bot can decide to join again (see `bot.session`).
+DAVE: the IDENTIFY that discord.py sends carries `max_dave_protocol_version`, which is non-zero
+only when `davey` imports (`discord.voice_state.has_dave`); without it Discord closes with 4017. discord.py negotiates `aead_xchacha20_poly1305_rtpsize` (the only current mode in
 `VoiceClient.supported_modes`); the receiver also handles AES-GCM should that change.
 """
 
@@ -30,6 +39,7 @@ from collections.abc import Callable
 from typing import Any
 
 import discord
+from discord.errors import ConnectionClosed
 from discord.voice_state import VoiceConnectionState
 
 from bot.voice.receiver import VoiceReceiver
@@ -122,15 +132,50 @@ class ReceivingVoiceClient(discord.VoiceClient):
 
     def __init__(self, client: discord.Client, channel: discord.abc.Connectable) -> None:
         self.receive_hook: ReceiveHook | None = None
+        self.on_lost: Callable[[int | None], None] | None = None
+        self.last_close_code: int | None = None
+        self._leaving = False
         super().__init__(client, channel)
 
     def create_connection_state(self) -> VoiceConnectionState:
         return VoiceConnectionState(self, hook=self._ws_hook)
 
     async def _ws_hook(self, ws: Any, msg: dict[str, Any]) -> None:
+        self._watch_close(ws)
+        if msg.get("op") == OP_SESSION_DESCRIPTION:
+            self.last_close_code = None  # (re)connected: an older close no longer explains a loss
         hook = getattr(self, "receive_hook", None)
         if hook is not None:
             await hook.on_ws_message(msg)
+
+    def _watch_close(self, ws: Any) -> None:
+        """Wrap this websocket's `poll_event` once, to learn the close code that ends it."""
+        if getattr(ws, "_homelabpi_watched", False):
+            return
+        poll = ws.poll_event
+
+        async def poll_event() -> None:
+            try:
+                await poll()
+            except ConnectionClosed as exc:
+                self.last_close_code = exc.code  # -1: no code (network error)
+                raise
+            except TimeoutError:
+                self.last_close_code = -1  # no message for 30 s: treated like a network error
+                raise
+
+        ws.poll_event = poll_event
+        ws._homelabpi_watched = True
+
+    def cleanup(self) -> None:
+        """discord.py's end of a connection; tell `on_lost` when we did not ask for it."""
+        super().cleanup()
+        callback, self.on_lost = self.on_lost, None
+        if callback is not None and not self._leaving:
+            try:
+                callback(self.last_close_code)
+            except Exception:  # noqa: BLE001 - cleanup runs inside discord.py's teardown
+                log.exception("voice on_lost callback failed")
 
     def start_receiving(self, receiver: VoiceReceiver,
                         tickers: tuple[Callable[[float], None], ...] = ()) -> ReceiveHook:
@@ -147,5 +192,6 @@ class ReceivingVoiceClient(discord.VoiceClient):
             self.receive_hook = None
 
     async def disconnect(self, *, force: bool = False) -> None:
+        self._leaving = True  # our own leave: not a loss to recover from
         self.stop_receiving()
         await super().disconnect(force=force)

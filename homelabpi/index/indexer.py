@@ -6,7 +6,6 @@ nothing; a transcript stored again with new content replaces its rows in one tra
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -177,6 +176,3 @@ def _get_or_create(model, *, extra: dict | None = None, **where):
         row = model.create(**where, **(extra or {}))
     return row
 
-
-def dumps(indexed: Indexed) -> str:
-    return json.dumps(indexed.__dict__)

@@ -1,0 +1,1 @@
+"""The bot's slash commands, grouped in discord.py cogs (recording, memory)."""
