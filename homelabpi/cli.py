@@ -12,6 +12,7 @@ import click
 
 from homelabpi import __version__
 from homelabpi.errors import HomeLabPiError
+from homelabpi.logs import configure as configure_logs
 from homelabpi.settings import Settings
 from homelabpi.transcripts import parse_time
 
@@ -52,9 +53,7 @@ def main(verbose: bool) -> None:
 
     Settings come from HOMELABPI_* environment variables (see the README or `doctor`).
     """
-    level = os.environ.get("HOMELABPI_LOG_LEVEL", "INFO" if verbose else "WARNING")
-    logging.basicConfig(level=level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logs(os.environ.get("HOMELABPI_LOG_LEVEL", "INFO" if verbose else "WARNING"))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 

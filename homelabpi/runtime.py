@@ -18,6 +18,7 @@ from pathlib import Path
 from homelabpi.asr import Engine, load_engine
 from homelabpi.errors import NotFound
 from homelabpi.index.shards import Shards, open_readonly
+from homelabpi.logs import configure as configure_logs
 from homelabpi.settings import Settings
 from homelabpi.store import ObjectStore, open_store
 from homelabpi.store.local import LocalStore
@@ -96,7 +97,9 @@ def current() -> Runtime:
     global _current
     with _lock:
         if _current is None:
-            _current = Runtime(Settings.from_env())
+            settings = Settings.from_env()
+            configure_logs(settings.log_level)  # a function container has no other setup
+            _current = Runtime(settings)
         return _current
 
 

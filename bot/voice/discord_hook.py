@@ -17,7 +17,8 @@ Hook points (all in discord.py 2.7.1; the bot extra pins discord.py>=2.7,<2.8 be
   re-initialisation, so it is read per frame) or None.
 
 Connect with `channel.connect(cls=ReceivingVoiceClient, self_deaf=False)`: a deafened client is
-sent no audio.
+sent no audio. discord.py negotiates `aead_xchacha20_poly1305_rtpsize` (the only current mode in
+`VoiceClient.supported_modes`); the receiver also handles AES-GCM should that change.
 
 Losing the connection: discord.py 2.7 (`VoiceConnectionState._poll_voice_ws`) resumes after 4015,
 follows moves after 4014, gives up on 4014/4022 when we were removed and on 4021 (rate limited),
@@ -26,8 +27,7 @@ gives up it calls `cleanup()`. We remember the close code that ended the last po
 (`last_close_code`, read by wrapping that websocket's `poll_event`) and report a cleanup we did
 not ask for to `on_lost(code)`, so the bot can decide to join again (see `bot.session`).
 DAVE: the IDENTIFY that discord.py sends carries `max_dave_protocol_version`, which is non-zero
-only when `davey` imports (`discord.voice_state.has_dave`); without it Discord closes with 4017. discord.py negotiates `aead_xchacha20_poly1305_rtpsize` (the only current mode in
-`VoiceClient.supported_modes`); the receiver also handles AES-GCM should that change.
+only when `davey` imports (`discord.voice_state.has_dave`); without it Discord closes with 4017.
 """
 
 from __future__ import annotations
