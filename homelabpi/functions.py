@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from homelabpi import answer as answering
-from homelabpi import embeddings, reader, retrieval, transcripts
+from homelabpi import retrieval, transcripts
 from homelabpi.auth import require_token
 from homelabpi.errors import BadInput, HomeLabPiError, NotFound
 from homelabpi.events import parse_events
@@ -88,8 +88,7 @@ def _index_one(rt: Runtime, name: str, key: str) -> dict:
     if doc["guild"] != guild:
         raise BadInput(f"{key}: transcript names guild {doc['guild']!r}, but its key is "
                        f"under guild {guild!r}")
-    return indexer.index_transcript(rt.shards, key, info.etag, doc,
-                                    embeddings.get(rt.settings)).__dict__
+    return indexer.index_transcript(rt.shards, key, info.etag, doc, rt.embedder).__dict__
 
 
 def answer(body: bytes, rt: Runtime) -> Result:
@@ -147,8 +146,7 @@ def _ask(rt: Runtime, conns: list, guild: str, req: dict) -> dict:
     previous = _thread_previous(conns, guild, thread) if thread else None
     q = answering.understand(conns, question, now=now, tz=rt.settings.timezone, asker=asker,
                              previous=previous)
-    result = answering.answer(conns, q, embedder=embeddings.get(rt.settings),
-                              reader=reader.get(rt.settings, rt.store),
+    result = answering.answer(conns, q, embedder=rt.embedder, reader=rt.reader,
                               min_score=rt.settings.reader_min_score).as_dict()
     latency = int((time.perf_counter() - t0) * 1000)
     qid = new_id("q", asked)
@@ -341,6 +339,21 @@ def invoke(name: str, body: bytes, headers: Mapping[str, str] | None = None,
     except Exception as exc:  # noqa: BLE001 - a handler must answer, never crash the worker
         log.exception("%s failed unexpectedly", name)
         return 500, {"error": f"internal error in {name}: {type(exc).__name__}: {exc}"}
+
+
+def warm_up(name: str) -> None:
+    """Load what `name` needs before the first request: a container's models load once, at start.
+
+    Also imports torch from the main thread before any request thread does, which is where
+    torch's bundled MKL is reliably able to initialise.
+    """
+    rt = current()
+    if name == "transcribe":
+        _ = rt.engine
+    elif name in ("index", "answer"):
+        _ = rt.embedder
+        if name == "answer":
+            _ = rt.reader
 
 
 def flask_handle(name: str, req: bytes | str) -> tuple[str, int, dict[str, str]]:

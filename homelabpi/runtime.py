@@ -42,6 +42,20 @@ class Runtime:
                 settings = dataclasses.replace(settings, vosk_model=model)
         return load_engine(settings)
 
+    @property
+    def embedder(self):
+        """The sentence embedder (None when embeddings are off or unavailable)."""
+        from homelabpi import embeddings
+
+        return embeddings.get(self.settings)
+
+    @property
+    def reader(self):
+        """The extractive reader (None without a reader model: answers cite the best passage)."""
+        from homelabpi import reader
+
+        return reader.get(self.settings, self.store)
+
     def model(self, name: str) -> Path | None:
         """A model pushed to the store's `models/<name>/`, fetched once per container."""
         from homelabpi.models import fetch_model

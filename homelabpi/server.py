@@ -59,6 +59,10 @@ class Server:
         self._thread: threading.Thread | None = None
 
     def start(self) -> Server:
+        from homelabpi.functions import FUNCTIONS, warm_up
+
+        for name in FUNCTIONS:  # load models now, in the main thread, not on the first event
+            warm_up(name)
         self.worker.start()
         if self.dispatcher:
             self.dispatcher.start()

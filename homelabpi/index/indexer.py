@@ -26,7 +26,6 @@ from homelabpi.index.schema import (
     Speaker,
 )
 from homelabpi.index.shards import Shards, month_of
-from homelabpi.settings import Settings
 from homelabpi.transcripts import parse_time
 
 log = logging.getLogger(__name__)
@@ -41,16 +40,12 @@ class Indexed:
     segments: int = 0
 
 
-_FROM_SETTINGS = object()
-
-
 def index_transcript(shards: Shards, key: str, etag: str, doc: dict,
-                     embedder: Embedder | None | object = _FROM_SETTINGS) -> Indexed:
-    """Rows for one transcript, with an embedding per segment when an embedder is available.
+                     embedder: Embedder | None = None) -> Indexed:
+    """Rows for one transcript, with an embedding per segment when given an embedder.
 
-    `embedder` defaults to the process's (from the environment's settings); None skips
-    embeddings. They are computed before the write transaction, so the single writer's lock is
-    never held across a model forward pass.
+    Embeddings are computed before the write transaction, so the single writer's lock is never
+    held across a model forward pass.
     """
     guild = doc["guild"]
     started = parse_time(doc["started_at"]).timestamp()
@@ -60,8 +55,6 @@ def index_transcript(shards: Shards, key: str, etag: str, doc: dict,
         old = Clip.get_or_none(Clip.key == key)
         if old is not None and old.etag == etag:
             return Indexed(key, "unchanged", guild, month)
-    if embedder is _FROM_SETTINGS:
-        embedder = embeddings.get(Settings.from_env())
     vectors = _embed(embedder, [seg["text"] for seg in doc["segments"]])
     with shards.lock, db.bind_ctx(MODELS), db.atomic():
         old = Clip.get_or_none(Clip.key == key)

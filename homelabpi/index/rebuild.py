@@ -41,7 +41,7 @@ def rebuild(rt: Runtime, progress: Callable[[str], None] | None = None) -> dict[
                     doc = transcripts.load(body, info.key)
                     if doc["guild"] != guild:
                         raise HomeLabPiError(f"{info.key}: names guild {doc['guild']!r}")
-                    indexer.index_transcript(shards, info.key, info.etag, doc)
+                    indexer.index_transcript(shards, info.key, info.etag, doc, rt.embedder)
                     counts["transcripts"] += 1
             except (HomeLabPiError, ValueError, KeyError) as exc:
                 counts["skipped"] += 1
