@@ -3,6 +3,7 @@ it resumes from the published shards; redelivered and out-of-order events change
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import sys
@@ -116,10 +117,8 @@ def test_killed_index_resumes_from_published_shard(s3_server, tmp_path):
 
 
 def _ignore(fn, *args):
-    try:
+    with contextlib.suppress(requests.RequestException):  # the process is killed under it
         fn(*args)
-    except requests.RequestException:
-        pass  # the process was killed under it
 
 
 def _wait_for_log(proc: FunctionProcess, text: str, timeout: float = 60.0) -> None:
