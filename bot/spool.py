@@ -19,7 +19,6 @@ picks up `ready/` as it is and salvages interrupted recordings from `tmp/`.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -31,12 +30,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bot.clipwriter import repair_wav
+from homelabpi.durable import file_digest, fsync_dir, write_json
 from homelabpi.errors import BadInput, NotFound
 from homelabpi.keys import validate_key
 from homelabpi.store import ObjectStore
 
 log = logging.getLogger(__name__)
-CHUNK = 1 << 20
 
 
 @dataclass
@@ -62,33 +61,11 @@ class SpoolEntry:
         return doc
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_json_durable(path: Path, doc: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(doc, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def md5_file(path: Path) -> tuple[str, int]:
-    """(md5 hex, size) of a file, streamed."""
-    h = hashlib.md5()
-    size = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
+    """(md5 hex, size) of a file: the md5 is the eTag the store must confirm."""
+    return file_digest(path), path.stat().st_size
 
 
 class Spool:
@@ -108,7 +85,7 @@ class Spool:
               content_type: str) -> Path:
         """Reserve tmp/<clip>.<ext> and persist its key+metadata so a crash can salvage it."""
         validate_key(key)
-        _write_json_durable(self.tmp / f"{clip_id}.open.json", {
+        write_json(self.tmp / f"{clip_id}.open.json", {
             "key": key, "file": f"{clip_id}.{ext}", "content_type": content_type,
             "metadata": metadata, "created": time.time()})
         return self.tmp / f"{clip_id}.{ext}"
@@ -123,11 +100,11 @@ class Spool:
         md5, size = md5_file(path)
         target = self.ready / path.name
         os.replace(path, target)
-        _fsync_dir(self.ready)
+        fsync_dir(self.ready)
         entry = SpoolEntry(key=doc["key"], file=path.name, md5=md5, size=size,
                            content_type=doc["content_type"], metadata=doc["metadata"],
                            created=doc["created"], sidecar=self.ready / f"{clip_id}.json")
-        _write_json_durable(entry.sidecar, entry.to_json())
+        write_json(entry.sidecar, entry.to_json())
         open_doc.unlink(missing_ok=True)
         self.changed.set()
         log.info("spooled %s (%d bytes)", entry.key, size)
@@ -184,14 +161,14 @@ class Spool:
         """Delete an uploaded clip: audio first, sidecar last (a crash between is harmless)."""
         entry.path.unlink(missing_ok=True)
         entry.sidecar.unlink(missing_ok=True)
-        _fsync_dir(self.ready)
+        fsync_dir(self.ready)
 
     def quarantine(self, entry: SpoolEntry, reason: str) -> None:
         """Move a clip the store will never accept to failed/, with the reason."""
         if entry.path.exists():
             os.replace(entry.path, self.failed / entry.file)
         doc = entry.to_json() | {"reason": reason}
-        _write_json_durable(self.failed / entry.sidecar.name, doc)
+        write_json(self.failed / entry.sidecar.name, doc)
         entry.sidecar.unlink(missing_ok=True)
 
     def purge(self, match: Callable[[SpoolEntry], bool]) -> list[SpoolEntry]:

@@ -23,7 +23,6 @@ from homelabpi.events import parse_events
 from homelabpi.index import indexer
 from homelabpi.keys import new_id, query_key, validate_id
 from homelabpi.runtime import Runtime, current
-from homelabpi.transcribe import transcribe_object
 
 log = logging.getLogger(__name__)
 Result = tuple[int, dict]
@@ -42,6 +41,8 @@ def _per_record(body: bytes, one: Callable[[str, str, str], dict]) -> Result:
 
 
 def transcribe(body: bytes, rt: Runtime) -> Result:
+    from homelabpi.transcribe import transcribe_object  # PyAV is only in transcribe's image
+
     def one(name: str, key: str, etag: str) -> dict:
         if not name.startswith("s3:ObjectCreated:") or not key.startswith("audio/"):
             return {"key": key, "outcome": "ignored"}

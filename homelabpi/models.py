@@ -12,7 +12,6 @@ verified by SHA-256 and swapped in atomically.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import click
 
+from homelabpi.durable import file_digest
 from homelabpi.errors import BadInput, NotFound, Unavailable
 from homelabpi.keys import validate_id
 from homelabpi.store import ObjectStore
@@ -108,14 +108,6 @@ def pull(kind: str, dest: Path | str) -> Path:
 
 
 # -- push / fetch ----------------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
 
@@ -133,7 +125,8 @@ def push(store: ObjectStore, path: Path | str, name: str) -> dict:
             continue
         with open(f, "rb") as fh:
             info = store.put(f"models/{name}/{rel}", fh)
-        files.append({"path": rel, "size": info.size, "sha256": _sha256(f), "etag": info.etag})
+        files.append({"path": rel, "size": info.size, "sha256": file_digest(f, "sha256"),
+                      "etag": info.etag})
     if not files:
         raise BadInput(f"{path} has no files to push")
     manifest = {"name": name, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -192,11 +185,13 @@ def _fetch(store: ObjectStore, name: str, cache_dir: Path) -> Path:
             local.parent.mkdir(parents=True, exist_ok=True)
             old = target / rel
             if old.is_file() and old.stat().st_size == entry["size"] and \
-                    _sha256(old) == entry["sha256"]:
+                    file_digest(old, "sha256") == entry["sha256"]:
                 shutil.copy2(old, local)  # unchanged file from the previous version
             else:
                 store.get_file(f"models/{name}/{entry['path']}", local)
-            if local.stat().st_size != entry["size"] or _sha256(local) != entry["sha256"]:
+            intact = (local.stat().st_size == entry["size"]
+                      and file_digest(local, "sha256") == entry["sha256"])
+            if not intact:
                 raise Unavailable(f"model {name}: {entry['path']} does not match its manifest "
                                   "(changed while downloading?); try again")
         manifest_path.unlink()

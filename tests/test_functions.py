@@ -160,3 +160,16 @@ def test_token_required_when_configured(rt, monkeypatch):
 
 def test_unknown_function(rt):
     assert invoke("nope", b"{}", {}, rt)[0] == 404
+
+
+def test_index_and_answer_need_no_audio_stack():
+    """Their images do not install PyAV or pocketsphinx (see functions/*/requirements.txt)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['av'] = None; sys.modules['pocketsphinx'] = None\n"
+            "import homelabpi.functions as f, homelabpi.client, homelabpi.forget\n"
+            "print(sorted(f.FUNCTIONS))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "answer" in out.stdout

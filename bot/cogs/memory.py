@@ -45,6 +45,15 @@ class MemoryCog(commands.Cog):
     def client(self) -> Any:
         return self.services.client
 
+    async def _read(self, interaction: discord.Interaction, call: Any, *args: Any,
+                    **kwargs: Any) -> Any:
+        """Run a client call off the event loop; on failure tell the caller and return None."""
+        try:
+            return await asyncio.to_thread(call, *args, **kwargs)
+        except HomeLabPiError as exc:
+            await interaction.followup.send(_problem(exc), ephemeral=True)
+            return None
+
     # -- /ask ----------------------------------------------------------------------------------
     @app_commands.command(name="ask", description="Ask what was said; the answer cites who "
                           "said it and when.")
@@ -54,13 +63,10 @@ class MemoryCog(commands.Cog):
         await interaction.response.defer(thinking=True)
         channel = interaction.channel
         thread = str(channel.id) if isinstance(channel, discord.Thread) else ""
-        try:
-            result = await asyncio.to_thread(
-                self.client.ask, question, str(interaction.guild.id),
-                asker=interaction.user.display_name, thread=thread,
-                now=iso(interaction.created_at))
-        except HomeLabPiError as exc:
-            await interaction.followup.send(_problem(exc), ephemeral=True)
+        result = await self._read(interaction, self.client.ask, question,
+                                  str(interaction.guild.id), asker=interaction.user.display_name,
+                                  thread=thread, now=iso(interaction.created_at))
+        if result is None:
             return
         await interaction.followup.send(replies.format_answer(result, question),
                                         allowed_mentions=NO_MENTIONS)
@@ -71,10 +77,8 @@ class MemoryCog(commands.Cog):
     @app_commands.guild_only()
     async def search(self, interaction: discord.Interaction, text: str) -> None:
         await interaction.response.defer(thinking=True)
-        try:
-            hits = await asyncio.to_thread(self.client.search, text, str(interaction.guild.id))
-        except HomeLabPiError as exc:
-            await interaction.followup.send(_problem(exc), ephemeral=True)
+        hits = await self._read(interaction, self.client.search, text, str(interaction.guild.id))
+        if hits is None:
             return
         await interaction.followup.send(replies.format_hits(hits, text),
                                         allowed_mentions=NO_MENTIONS)
@@ -84,10 +88,8 @@ class MemoryCog(commands.Cog):
     @app_commands.guild_only()
     async def sessions(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(thinking=True)
-        try:
-            found = await asyncio.to_thread(self.client.sessions, str(interaction.guild.id))
-        except HomeLabPiError as exc:
-            await interaction.followup.send(_problem(exc), ephemeral=True)
+        found = await self._read(interaction, self.client.sessions, str(interaction.guild.id))
+        if found is None:
             return
         await interaction.followup.send(replies.format_sessions(found),
                                         allowed_mentions=NO_MENTIONS)
@@ -143,11 +145,9 @@ class MemoryCog(commands.Cog):
             discarded = session.recorder.discard(interaction.user.id)
         purged = await asyncio.to_thread(self.services.spool.purge, lambda e: (
             e.metadata.get("guild") == guild and e.metadata.get("speaker-id") == user))
-        try:
-            report = await asyncio.to_thread(forget_speaker, self.client, guild, user,
-                                             store=self.services.store)
-        except HomeLabPiError as exc:
-            await interaction.followup.send(_problem(exc), ephemeral=True)
+        report = await self._read(interaction, forget_speaker, self.client, guild, user,
+                                  store=self.services.store)
+        if report is None:
             return
         report.spooled_deleted = len(purged)
         report.discarded_open = discarded

@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from homelabpi.audio import Pcm
 from homelabpi.errors import Unavailable
 from homelabpi.settings import Settings
+
+if TYPE_CHECKING:  # index and answer containers use Word without installing PyAV
+    from homelabpi.audio import Pcm
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,6 @@ store remain the source of truth (`homelabpi reindex` rebuilds everything from t
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -20,6 +19,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from homelabpi.durable import file_digest
 from homelabpi.errors import BadInput, NotFound
 from homelabpi.keys import shard_key, validate_id
 from homelabpi.store import ObjectInfo, ObjectStore
@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 CONTENT_TYPE = "application/vnd.sqlite3"
 HASH_META = "sha256"  # user metadata: lets a publish of unchanged content skip the upload
-CHUNK = 1 << 20
 
 
 def check_month(month: str) -> str:
@@ -57,13 +56,6 @@ def snapshot(shard_path: Path | str, dest: Path | str) -> None:
         src.close()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def publish(store: ObjectStore, shard_path: Path | str, guild: str, month: str) -> ObjectInfo:
     """Snapshot the working shard and put it at `index/<guild>/<month>.sqlite3`.
@@ -82,7 +74,7 @@ def publish(store: ObjectStore, shard_path: Path | str, guild: str, month: str) 
     tmp = Path(tmp_name)
     try:
         snapshot(shard_path, tmp)
-        digest = _sha256(tmp)
+        digest = file_digest(tmp, "sha256")
         try:
             current = store.stat(key)
         except NotFound:

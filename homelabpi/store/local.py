@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from homelabpi.durable import file_digest, write_json
 from homelabpi.errors import NotFound
 from homelabpi.events import CREATED, REMOVED, make_record
 from homelabpi.keys import validate_key
@@ -79,7 +80,7 @@ class LocalStore:
             obj_path.parent.mkdir(parents=True, exist_ok=True)
             meta_path.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp_name, obj_path)
-            _write_json_atomic(meta_path, {
+            write_json(meta_path, {
                 "etag": info.etag, "size": size, "content_type": content_type,
                 "metadata": metadata, "modified": info.modified,
             })
@@ -98,7 +99,7 @@ class LocalStore:
             meta = json.loads(meta_path.read_text())
         except (FileNotFoundError, ValueError):
             # The object landed but its sidecar did not (crash between the two renames).
-            meta = {"etag": _md5_file(obj_path), "size": obj_path.stat().st_size,
+            meta = {"etag": file_digest(obj_path), "size": obj_path.stat().st_size,
                     "content_type": "application/octet-stream", "metadata": {},
                     "modified": obj_path.stat().st_mtime}
         return ObjectInfo(key=key, etag=meta["etag"], size=meta["size"],
@@ -146,16 +147,3 @@ class LocalStore:
             p.unlink(missing_ok=True)
         log.info("deleted %s", key)
 
-
-def _write_json_atomic(path: Path, doc: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc))
-    os.replace(tmp, path)
-
-
-def _md5_file(path: Path) -> str:
-    md5 = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            md5.update(chunk)
-    return md5.hexdigest()

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from homelabpi.durable import fsync_dir
 from homelabpi.errors import NotFound
 from homelabpi.events import target_for
 
@@ -51,7 +52,7 @@ class Outbox:
             os.fsync(f.fileno())
         path = self.dir / name
         os.replace(tmp, path)
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         return path
 
     def pending(self) -> list[Path]:
@@ -139,11 +140,3 @@ def _key_of(path: Path) -> str | None:
         return json.loads(path.read_text())["key"]
     except (OSError, ValueError, KeyError):
         return None
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from bot_fakes import GUILD_ID, World, close_services, make_services, run
+from bot_fakes import GUILD_ID, World, run
 
 from bot.cogs.memory import MemoryCog
 from bot.session import LivePoster
@@ -21,13 +21,6 @@ from homelabpi.ingest import ingest
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 T0 = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def services(settings):
-    svc = make_services(settings)
-    yield svc
-    close_services(svc)
 
 
 @pytest.fixture

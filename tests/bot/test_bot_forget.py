@@ -19,8 +19,6 @@ from bot_fakes import (
     GUILD_ID,
     FakeBot,
     World,
-    close_services,
-    make_services,
     run,
     speak,
 )
@@ -33,13 +31,6 @@ from homelabpi.functions import invoke
 
 T0 = 1_800_000_000.0
 ALICE, BOB = 111, 222
-
-
-@pytest.fixture
-def services(settings):
-    svc = make_services(settings)
-    yield svc
-    close_services(svc)
 
 
 def _speech(espeak, tmp_path: Path, text: str, name: str) -> np.ndarray:

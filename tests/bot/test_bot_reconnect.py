@@ -15,7 +15,7 @@ import aiohttp
 import davey
 import discord
 import pytest
-from bot_fakes import GUILD_ID, FakeBot, World, close_services, make_services, run
+from bot_fakes import GUILD_ID, FakeBot, World, run
 from discord.errors import ConnectionClosed
 from discord.gateway import DiscordVoiceWebSocket
 
@@ -116,13 +116,6 @@ def test_identify_advertises_dave() -> None:
     identify = run(scenario())
     assert identify["op"] == 0
     assert identify["d"]["max_dave_protocol_version"] == davey.DAVE_PROTOCOL_VERSION >= 1
-
-
-@pytest.fixture
-def services(settings):
-    svc = make_services(settings)
-    yield svc
-    close_services(svc)
 
 
 def _recording(services):

@@ -17,8 +17,6 @@ from bot_fakes import (
     KEY,
     FakeBot,
     World,
-    close_services,
-    make_services,
     run,
     speak,
 )
@@ -31,13 +29,6 @@ from bot.voice.transport import XCHACHA, TransportCipher
 
 T0 = 1_800_000_000.0
 ALICE, BOB, CAROL, MUSIC = 111, 222, 333, 999
-
-
-@pytest.fixture
-def services(settings):
-    svc = make_services(settings)
-    yield svc
-    close_services(svc)
 
 
 @pytest.fixture
