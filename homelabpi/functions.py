@@ -20,7 +20,7 @@ from homelabpi import retrieval, transcripts
 from homelabpi.auth import require_token
 from homelabpi.errors import BadInput, HomeLabPiError, NotFound
 from homelabpi.events import parse_events
-from homelabpi.index import indexer
+from homelabpi.index import indexer, reads
 from homelabpi.keys import new_id, query_key, validate_id
 from homelabpi.runtime import Runtime, current
 
@@ -100,28 +100,26 @@ def answer(body: bytes, rt: Runtime) -> Result:
                        '{"question": "…", "guild": "…"}')
     op = req.get("op", "ask")
     if op == "transcript" and not req.get("guild"):
-        return 200, _transcript(rt, str(req.get("session", "")), rt.guilds())
+        return 200, reads.transcript(str(req.get("session", "")), rt.guilds(), rt.open_guild)
     guild = validate_id(str(req.get("guild", "")), "guild")
-    conns = [rt.open_shard(p) for p in rt.shard_paths(guild)]
+    conns = rt.open_guild(guild)
     try:
         if op == "ask":
             return 200, _ask(rt, conns, guild, req)
         if op == "search":
-            text = _text(req, "text")
-            limit = max(1, min(int(req.get("limit", 10)), 100))
-            return 200, {"hits": [dict(h.citation(), score=round(h.score, 3))
-                                  for h, _ in retrieval.search(conns, text, limit)]}
+            hits = retrieval.search(conns, _text(req, "text"), _limit(req, 10, 100))
+            return 200, {"hits": [dict(h.citation(), score=round(h.score, 3)) for h, _ in hits]}
         if op == "sessions":
-            return 200, {"sessions": _sessions(conns)}
+            return 200, {"sessions": reads.sessions(conns)}
         if op == "transcript":
-            return 200, _transcript(rt, str(req.get("session", "")), [guild])
+            return 200, reads.transcript(str(req.get("session", "")), [guild], rt.open_guild)
         if op == "status":
-            return 200, {"clips": _status(conns, [str(k) for k in req.get("keys", [])])}
+            return 200, {"clips": reads.clip_status(conns, [str(k) for k in req.get("keys", [])])}
         if op == "queries":
-            limit = max(1, min(int(req.get("limit", 20)), 1000))
-            return 200, {"queries": _queries(conns, limit)}
+            return 200, {"queries": reads.query_log(conns, _limit(req, 20, 1000))}
         if op == "clips":
-            return 200, _clips(conns, validate_id(str(req.get("speaker_id", "")), "speaker_id"))
+            speaker = validate_id(str(req.get("speaker_id", "")), "speaker_id")
+            return 200, reads.speaker_clips(conns, speaker)
         raise BadInput(f"unknown op {op!r}; use ask, search, sessions, transcript, status, "
                        "queries or clips")
     finally:
@@ -197,108 +195,14 @@ def _thread_previous(conns: list, guild: str, thread: str) -> dict | None:
     return best[1] if best and best[1] else None
 
 
-def _queries(conns: list, limit: int) -> list[dict]:
-    """The query log, newest first."""
-    out = []
-    for conn in conns:
-        try:
-            rows = conn.execute(
-                "SELECT id, question, answer, confidence, citations, mode, asker, asked_at, "
-                "latency_ms, thread FROM query ORDER BY asked_at DESC LIMIT ?", (limit,))
-        except sqlite3.OperationalError:
-            rows = conn.execute(
-                "SELECT id, question, answer, confidence, citations, mode, asker, asked_at, "
-                "latency_ms, '' FROM query ORDER BY asked_at DESC LIMIT ?", (limit,))
-        for r in rows:
-            out.append({"id": r[0], "question": r[1], "answer": r[2], "confidence": r[3],
-                        "citations": json.loads(r[4] or "[]"), "mode": r[5], "asker": r[6],
-                        "asked_at": r[7], "latency_ms": r[8], "thread": r[9]})
-    out.sort(key=lambda d: d["asked_at"], reverse=True)
-    for d in out:
-        d["asked_at"] = retrieval.iso_epoch(d["asked_at"])
-    return out[:limit]
 
 
-def _sessions(conns: list) -> list[dict]:
-    sessions: dict[str, dict] = {}
-    for conn in conns:
-        for row in conn.execute(
-                "SELECT se.id, ch.name, se.started_at, se.ended_at, "
-                "(SELECT group_concat(DISTINCT sp.name) FROM segment s JOIN speaker sp "
-                " ON sp.id = s.speaker_id WHERE s.session_id = se.id), "
-                "(SELECT count(*) FROM clip c WHERE c.session_id = se.id), "
-                "(SELECT count(*) FROM clip c WHERE c.session_id = se.id AND c.status != 'ok'), "
-                "(SELECT count(*) FROM segment s WHERE s.session_id = se.id) "
-                "FROM session se JOIN channel ch ON ch.id = se.channel_id"):
-            s = sessions.setdefault(row[0], {"session": row[0], "channel": row[1],
-                                             "started_at": row[2], "ended_at": row[3],
-                                             "speakers": set(), "clips": 0, "failed": 0,
-                                             "segments": 0})
-            s["started_at"], s["ended_at"] = min(s["started_at"], row[2]), max(s["ended_at"],
-                                                                                 row[3])
-            s["speakers"] |= set((row[4] or "").split(",")) - {""}
-            s["clips"] += row[5]
-            s["failed"] += row[6]
-            s["segments"] += row[7]
-    out = sorted(sessions.values(), key=lambda s: s["started_at"], reverse=True)
-    for s in out:
-        s["speakers"] = sorted(s["speakers"])
-        s["started_at"] = retrieval.iso_epoch(s["started_at"])
-        s["ended_at"] = retrieval.iso_epoch(s["ended_at"])
-    return out
 
 
-def _transcript(rt: Runtime, session: str, guilds: list[str]) -> dict:
-    validate_id(session, "session")
-    segments: list[tuple[float, int, dict]] = []
-    for guild in guilds:
-        started: list[float] = []
-        for path in rt.shard_paths(guild):
-            conn = rt.open_shard(path)
-            try:
-                started += [r[0] for r in conn.execute(
-                    "SELECT started_at FROM session WHERE id = ?", (session,))]
-                for row in conn.execute(retrieval.SELECT + " WHERE s.session_id = ?", (session,)):
-                    seg = retrieval.seg(row)
-                    segments.append((seg.start, seg.id, {
-                        "speaker": seg.speaker, "start": retrieval.iso_epoch(seg.start),
-                        "end": retrieval.iso_epoch(seg.end), "text": seg.text,
-                        "words": seg.words}))
-            finally:
-                conn.close()
-        if segments:
-            segments.sort(key=lambda s: s[:2])
-            return {"session": session, "guild": guild,
-                    "started_at": retrieval.iso_epoch(min(started)),
-                    "segments": [s[2] for s in segments]}
-    raise NotFound(f"no session {session!r}; list sessions with 'homelabpi sessions --guild ID'")
 
 
-def _clips(conns: list, speaker_id: str) -> dict:
-    """A speaker's clips by Discord user id (audio + transcript keys): what /forget deletes."""
-    clips, segments = [], 0
-    for conn in conns:
-        for r in conn.execute(
-                "SELECT c.key, c.audio_key, c.session_id, c.started_at, c.status FROM clip c "
-                "JOIN speaker sp ON sp.id = c.speaker_id WHERE sp.discord_id = ? "
-                "ORDER BY c.started_at", (speaker_id,)):
-            clips.append({"transcript": r[0], "audio": r[1], "session": r[2],
-                          "started_at": retrieval.iso_epoch(r[3]), "status": r[4]})
-        segments += conn.execute(
-            "SELECT count(*) FROM segment s JOIN speaker sp ON sp.id = s.speaker_id "
-            "WHERE sp.discord_id = ?", (speaker_id,)).fetchone()[0]
-    return {"clips": clips, "segments": segments}
 
 
-def _status(conns: list, keys: list[str]) -> dict:
-    found: dict[str, dict] = {}
-    for conn in conns:
-        for k in keys:
-            row = conn.execute("SELECT c.status, c.error, (SELECT count(*) FROM segment s WHERE "
-                               "s.clip_id = c.id) FROM clip c WHERE c.key = ?", (k,)).fetchone()
-            if row:
-                found[k] = {"status": row[0], "error": row[1], "segments": row[2]}
-    return found
 
 
 def _json(body: bytes, what: str):
@@ -306,6 +210,13 @@ def _json(body: bytes, what: str):
         return json.loads(body or b"")
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadInput(f"{what} is not JSON: {exc}") from exc
+
+
+def _limit(req: dict, default: int, most: int) -> int:
+    try:
+        return max(1, min(int(req.get("limit", default)), most))
+    except (TypeError, ValueError) as exc:
+        raise BadInput(f"'limit' must be a whole number, not {req.get('limit')!r}") from exc
 
 
 def _text(req: dict, field: str) -> str:

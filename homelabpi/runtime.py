@@ -78,6 +78,10 @@ class Runtime:
     def open_shard(self, path: Path) -> sqlite3.Connection:
         return open_readonly(path, immutable=self.remote)
 
+    def open_guild(self, guild: str) -> list[sqlite3.Connection]:
+        """Read-only connections to every shard of `guild` (the caller closes them)."""
+        return [self.open_shard(p) for p in self.shard_paths(guild)]
+
     def guilds(self) -> list[str]:
         if not self.remote:
             return self.shards.guilds()

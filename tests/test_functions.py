@@ -142,6 +142,7 @@ def test_guilds_never_see_each_other(rt):
 @pytest.mark.parametrize("req, message", [
     ({"question": "x"}, "guild"), ({"guild": "../g1", "question": "x"}, "guild"),
     ({"guild": "g1"}, "'question' is required"), ({"guild": "g1", "op": "drop"}, "unknown op"),
+    ({"guild": "g1", "op": "search", "text": "nas", "limit": "lots"}, "whole number"),
     ([1, 2], "JSON object"),
 ])
 def test_bad_answer_requests(rt, req, message):
