@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 import random
 import subprocess
@@ -120,10 +121,10 @@ def wer(pairs: list[tuple[str, str]]) -> float:
 # -- synthetic transcripts -------------------------------------------------------------------
 COMMON = """
 the i and to a it that you of is we in so just like on have it's this but was for be do know
-yeah with if no not what they can think one get out it's that's there up don't all about go at
-or right now then gonna i'm need because are okay want some my from when would which has had
-see did got could really well time also maybe still more actually thing one two should way
-something make back over only run put set take try use look work new going other thing
+yeah with if no not what they can think one get out that's there up don't all about go at or
+right now then gonna i'm need because are okay want some my from when would which has had see
+did got could really well time also maybe still more actually thing two should way something
+make back over only run put set take try use look work new going other
 """.split()
 HOMELAB = """
 server proxmox pi raspberry cluster node nas disk drive pool backup backups snapshot zfs raid
@@ -172,8 +173,10 @@ class Vocabulary:
         self.words = words
         self.cum = list(accumulate(1.0 / (rank + 2.7) for rank in range(len(words))))
 
+    TAIL = 8000  # rare words drawn from the pocketsphinx dictionary
+
     @classmethod
-    def load(cls, tail: int = 8000, seed: int = 1) -> Vocabulary:
+    def load(cls) -> Vocabulary:
         """Common words, then home-lab terms interleaved with the rest, then a dictionary tail."""
         if cls._loaded is None:
             from pocketsphinx import get_model_path
@@ -185,7 +188,7 @@ class Vocabulary:
             mixed = zip_longest(head[40:], lab)
             ranked = head[:40] + [w for pair in mixed for w in pair if w is not None]
             pool = sorted(w for w in known if w.isalpha() and len(w) > 2 and w not in ranked)
-            ranked += random.Random(seed).sample(pool, tail)
+            ranked += random.Random(1).sample(pool, cls.TAIL)
             cls._loaded = cls(ranked)
         return cls._loaded
 
@@ -310,7 +313,7 @@ class WordMeanEmbedder:
 def percentile(values: list[float], p: float) -> float:
     """Nearest-rank percentile (p in 0-100)."""
     ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))]
+    return ordered[min(len(ordered), max(1, math.ceil(p / 100 * len(ordered)))) - 1]
 
 
 def machine() -> str:

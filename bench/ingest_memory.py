@@ -28,11 +28,13 @@ from corpus import librivox, long_recording, machine, ogg_opus, speak, table, wr
 
 TARGET_MB = 500.0
 CLI = Path(sys.executable).with_name("homelabpi")
+# The pipeline must run in the measured process, on a local store in a temporary directory.
+NOT_INHERITED = {"HOMELABPI_GATEWAY", "HOMELABPI_S3_ENDPOINT", "HOMELABPI_DATA_DIR"}
 
 
 def ingest(files: list[Path], data_dir: Path, **env: str) -> dict:
     """Run `homelabpi ingest --json` on `files`; its peak RSS, time and clip statuses."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("HOMELABPI_")}
+    environ = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
     environ.update(HOMELABPI_DATA_DIR=str(data_dir), **env)
     cmd = [str(CLI), "ingest", *map(str, files), "--guild", "b", "--channel", "c",
            "--speaker", "s", "--json"]

@@ -4,8 +4,8 @@
 
 Builds a shard with the real schema (`homelabpi.index.schema.migrate`), fills it with synthetic
 segments straight through sqlite3 (about 8 s of speech per segment, 2.5 words a second, word
-timings as JSON, FTS5 kept by the schema's triggers), all in one month: the worst case, because
-only the current month's shard is republished. Then measures:
+timings as JSON, FTS5 kept by the schema's triggers, a float16 MiniLM embedding per segment), all
+in one month: the worst case, because only the current month's shard is republished. Then measures:
 
 - publish after one new clip: one more clip's segments inserted, then `publish` (backup API
   snapshot, SHA-256, upload). Target: under 1 s at 100 h.
@@ -80,6 +80,12 @@ def add_clip(con, rng, channel, speaker, clip_no, clip_seconds=60.0):
     con.executemany("INSERT INTO segment (clip_id, session_id, speaker_id, channel_id, start, "
                     "\"end\", text, words, confidence) VALUES (?, 's-bench', ?, ?, ?, ?, ?, ?, ?)",
                     rows)
+    # The embedding the index function stores per segment (schema v2): 384 float16 values and
+    # their 48 bytes of sign bits. Random bytes: the size is what publishing pays for.
+    last = con.execute("SELECT last_insert_rowid()").fetchone()[0]
+    con.executemany("INSERT INTO embedding (segment_id, model, vector, code) VALUES (?, ?, ?, ?)",
+                    [(sid, "all-MiniLM-L6-v2", rng.randbytes(768), rng.randbytes(48))
+                     for sid in range(last - len(rows) + 1, last + 1)])
 
 
 def build(path_root: Path, hours: float, rng: random.Random) -> tuple[Path, int]:

@@ -79,8 +79,19 @@ class Runtime:
         return open_readonly(path, immutable=self.remote)
 
     def open_guild(self, guild: str) -> list[sqlite3.Connection]:
-        """Read-only connections to every shard of `guild` (the caller closes them)."""
-        return [self.open_shard(p) for p in self.shard_paths(guild)]
+        """Read-only connections to every shard of `guild` (the caller closes them).
+
+        A shard the index is creating this very moment has no schema yet (its migration is one
+        transaction, so `user_version` is 0 until it commits): it is skipped, not an error.
+        """
+        conns = []
+        for path in self.shard_paths(guild):
+            conn = self.open_shard(path)
+            if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+                conn.close()
+                continue
+            conns.append(conn)
+        return conns
 
     def guilds(self) -> list[str]:
         if not self.remote:

@@ -174,3 +174,17 @@ def test_index_and_answer_need_no_audio_stack():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "answer" in out.stdout
+
+
+def test_a_shard_being_created_is_not_an_error(rt):
+    """The index creates a shard file, then its schema: a reader in between sees no tables."""
+    import sqlite3
+
+    path = rt.shards.path("g1", "2026-11")
+    path.parent.mkdir(parents=True)
+    sqlite3.connect(path).close()  # the file exists, the migration has not committed yet
+    status, doc = invoke("answer", json.dumps({"guild": "g1", "op": "status",
+                                               "keys": ["transcripts/g1/s/c.json"]}).encode(),
+                         {}, rt)
+    assert (status, doc) == (200, {"clips": {}})
+    assert ask(rt, "where is the nas?")["citations"] == []
