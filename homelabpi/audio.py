@@ -7,7 +7,9 @@ so one bad file in a batch is reported and skipped rather than failing the other
 from __future__ import annotations
 
 import io
+import itertools
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -36,6 +38,15 @@ class Pcm:
 
 def decode(source: bytes | str | Path | BinaryIO, name: str, max_seconds: float) -> Pcm:
     """Decode `source` (bytes, path or file) to 16 kHz mono PCM; `name` is used in errors."""
+    return Pcm(b"".join(decode_chunks(source, name, max_seconds)))
+
+
+def decode_chunks(source: bytes | str | Path | BinaryIO, name: str,
+                  max_seconds: float) -> Iterator[bytes]:
+    """Decode as a stream of PCM chunks, so an hour-long recording never sits in memory whole.
+
+    Errors surface while iterating: a file corrupt half-way fails half-way.
+    """
     if isinstance(source, bytes | bytearray):
         if not source:
             raise BadInput(f"{name}: the file is empty (0 bytes); nothing to transcribe")
@@ -43,7 +54,7 @@ def decode(source: bytes | str | Path | BinaryIO, name: str, max_seconds: float)
     elif isinstance(source, str | Path) and Path(source).stat().st_size == 0:
         raise BadInput(f"{name}: the file is empty (0 bytes); nothing to transcribe")
     limit = int(max_seconds * BYTES_PER_SECOND)
-    out = bytearray()
+    total = 0
     try:
         opened = str(source) if isinstance(source, Path) else source
         with av.open(opened, mode="r") as container:
@@ -53,21 +64,19 @@ def decode(source: bytes | str | Path | BinaryIO, name: str, max_seconds: float)
                                "(ogg, opus, wav, mp3, m4a, flac, webm, …)")
             _check_declared_length(container, stream, name, max_seconds)
             resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-            for frame in container.decode(stream):
+            frames = itertools.chain(container.decode(stream), [None])  # None flushes
+            for frame in frames:
                 for chunk in resampler.resample(frame):
-                    out += bytes(chunk.planes[0])[: chunk.samples * 2]
-                if len(out) > limit:
-                    raise TooLarge(_too_long(name, max_seconds))
-            for chunk in resampler.resample(None):
-                out += bytes(chunk.planes[0])[: chunk.samples * 2]
+                    data = bytes(chunk.planes[0])[: chunk.samples * 2]
+                    total += len(data)
+                    if total > limit:
+                        raise TooLarge(_too_long(name, max_seconds))
+                    yield data
     except (av.error.FFmpegError, ValueError, IndexError) as exc:
         raise BadInput(f"{name}: could not decode audio ({_reason(exc)}); the file is corrupt "
                        "or not a format ffmpeg reads") from exc
-    if len(out) > limit:
-        raise TooLarge(_too_long(name, max_seconds))
-    if not out:
+    if total == 0:
         raise BadInput(f"{name}: decoded to no audio samples; the file holds no sound")
-    return Pcm(bytes(out))
 
 
 def probe(path: Path, max_seconds: float) -> float:

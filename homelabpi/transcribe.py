@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
+from pathlib import Path
 
-from homelabpi.audio import decode
+from homelabpi.audio import decode_chunks
 from homelabpi.errors import BadInput, HomeLabPiError
 from homelabpi.keys import ClipKey
 from homelabpi.runtime import Runtime
@@ -37,24 +39,30 @@ def transcribe_object(rt: Runtime, key: str) -> dict:
     clip = ClipInfo.from_metadata(ck.guild, ck.session, ck.clip, info.metadata, key)
     engine = rt.engine
     t0 = time.process_time()
-    try:
-        pcm = decode(rt.store.get(key), key, rt.settings.max_audio_seconds)
-    except BadInput as exc:
-        _store(rt, tkey, info.etag, document(
-            clip, source_key=key, source_etag=info.etag, kind="audio", engine=engine.name,
-            duration=0.0, segments=[], status="failed", error=str(exc)))
-        log.warning("transcribe rejected %s: %s", key, exc)
-        raise
-    words = engine.transcribe(pcm)
+    # The clip goes to a temporary file and is decoded as a stream straight into the engine:
+    # neither the file nor its PCM is ever held whole in memory, whatever its length.
+    tmp_dir = rt.settings.data_dir / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=tmp_dir, suffix=Path(key).suffix) as tmp:
+        rt.store.get_file(key, tmp.name)
+        try:
+            words, seconds = engine.transcribe_stream(
+                decode_chunks(Path(tmp.name), key, rt.settings.max_audio_seconds))
+        except BadInput as exc:
+            _store(rt, tkey, info.etag, document(
+                clip, source_key=key, source_etag=info.etag, kind="audio", engine=engine.name,
+                duration=0.0, segments=[], status="failed", error=str(exc)))
+            log.warning("transcribe rejected %s: %s", key, exc)
+            raise
     segments = segments_from_words(words, clip.speaker)
     _store(rt, tkey, info.etag, document(
         clip, source_key=key, source_etag=info.etag, kind="audio", engine=engine.name,
-        duration=pcm.seconds, segments=segments))
+        duration=seconds, segments=segments))
     cpu = time.process_time() - t0
-    log.info("transcribed %s (%.1f s audio, %d words, %.1f s CPU, %s) → %s", key, pcm.seconds,
+    log.info("transcribed %s (%.1f s audio, %d words, %.1f s CPU, %s) → %s", key, seconds,
              len(words), cpu, engine.name, tkey)
     return {"key": key, "transcript": tkey, "outcome": "transcribed", "words": len(words),
-            "seconds": round(pcm.seconds, 3)}
+            "seconds": round(seconds, 3)}
 
 
 def _store(rt: Runtime, tkey: str, source_etag: str, doc: dict) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -37,6 +38,10 @@ class Engine(Protocol):
 
     def transcribe(self, pcm: Pcm) -> list[Word]:
         """Words in time order; thread-safe (engines serialise internally)."""
+        ...
+
+    def transcribe_stream(self, chunks: Iterable[bytes]) -> tuple[list[Word], float]:
+        """Words and the audio's length in seconds, consuming PCM chunks as they are decoded."""
         ...
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 from homelabpi.asr import Word
-from homelabpi.audio import SAMPLE_RATE, Pcm
+from homelabpi.audio import BYTES_PER_SECOND, SAMPLE_RATE, Pcm
 
 CHUNK_BYTES = 8000  # 0.25 s: Vosk finalises utterances at pauses as it goes
 
@@ -22,17 +23,24 @@ class VoskEngine:
         self._lock = threading.Lock()
 
     def transcribe(self, pcm: Pcm) -> list[Word]:
+        data = pcm.data
+        return self.transcribe_stream(data[i:i + CHUNK_BYTES]
+                                      for i in range(0, len(data), CHUNK_BYTES))[0]
+
+    def transcribe_stream(self, chunks: Iterable[bytes]) -> tuple[list[Word], float]:
         import vosk
 
         rec = vosk.KaldiRecognizer(self._model, SAMPLE_RATE)
         rec.SetWords(True)
         words: list[Word] = []
+        total = 0
         with self._lock:
-            for i in range(0, len(pcm.data), CHUNK_BYTES):
-                if rec.AcceptWaveform(pcm.data[i:i + CHUNK_BYTES]):
+            for chunk in chunks:
+                total += len(chunk)
+                if rec.AcceptWaveform(chunk):
                     words += _words(rec.Result())
             words += _words(rec.FinalResult())
-        return words
+        return words, total / BYTES_PER_SECOND
 
 
 def _words(result_json: str) -> list[Word]:
