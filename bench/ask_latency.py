@@ -15,6 +15,10 @@ Pi transcribing in the background would. HOMELABPI_* settings in the environment
 HOMELABPI_TORCH_THREADS), except the data directory, which is temporary.
 
     .venv/bin/python bench/ask_latency.py [--quick] [--hours N] [--questions N] [--busy N]
+                                          [--keep DIR] [--real-embeddings]
+
+`--keep DIR` builds the index in DIR and leaves it there; a later run with the same DIR and
+`--hours` reuses it and goes straight to the questions.
 """
 
 from __future__ import annotations
@@ -65,7 +69,14 @@ UNKNOWN_QUESTIONS = [
 
 
 def build(rt: Runtime, corpus: Corpus, real_embeddings: bool) -> dict:
-    """Index the corpus into the runtime's shards; sizes and timings."""
+    """Index the corpus into the runtime's shards (or reuse a kept one); sizes and timings."""
+    marker = rt.settings.data_dir / "bench-corpus.json"
+    if marker.exists():
+        built = json.loads(marker.read_text())
+        if built["hours"] != corpus.hours:
+            raise SystemExit(f"{marker.parent} holds a {built['hours']} h corpus, not "
+                             f"{corpus.hours} h; use another --keep directory")
+        return {**built, "kind": built["kind"] + "; reused"}
     t0 = time.perf_counter()
     embedder = embeddings.get(rt.settings)
     kind = "none (embeddings off)" if embedder is None else "all-MiniLM-L6-v2, every segment"
@@ -80,9 +91,11 @@ def build(rt: Runtime, corpus: Corpus, real_embeddings: bool) -> dict:
         segments += len(doc["segments"])
     rt.shards.close()
     paths = rt.shard_paths(GUILD)
-    return {"model": t1 - t0, "index": time.perf_counter() - t1, "clips": clips,
-            "segments": segments, "shards": len(paths), "kind": kind,
-            "bytes": sum(p.stat().st_size for p in paths)}
+    built = {"hours": corpus.hours, "model": t1 - t0, "index": time.perf_counter() - t1,
+             "clips": clips, "segments": segments, "shards": len(paths), "kind": kind,
+             "bytes": sum(p.stat().st_size for p in paths)}
+    marker.write_text(json.dumps(built))
+    return built
 
 
 def questions(corpus: Corpus, count: int, seed: int) -> list[tuple[str, str | None]]:
@@ -120,16 +133,20 @@ def main() -> None:
     ap.add_argument("--busy", type=int, default=0, help="busy processes while timing")
     ap.add_argument("--real-embeddings", action="store_true",
                     help="embed every segment with the model (slow)")
+    ap.add_argument("--keep", type=Path, metavar="DIR",
+                    help="build the index in DIR and keep it (reused when already there)")
     args = ap.parse_args()
     hours = args.hours or (10 if args.quick else 100)
     count = args.questions or (60 if args.quick else 200)
     print(f"machine: {machine()}")
 
     with tempfile.TemporaryDirectory(prefix="homelabpi-bench-") as tmp:
-        settings = dataclasses.replace(Settings.from_env(), data_dir=Path(tmp), gateway=None,
+        data_dir = args.keep or Path(tmp)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        settings = dataclasses.replace(Settings.from_env(), data_dir=data_dir, gateway=None,
                                        s3_endpoint=None)
         rt = Runtime(settings)
-        corpus = Corpus(GUILD, hours, facts(max(8, min(80, count * 2 // 5))))
+        corpus = Corpus(GUILD, hours, facts(min(80, max(8, hours * 4 // 5))))
         built = build(rt, corpus, args.real_embeddings)
         headers = auth_header()
 
@@ -142,6 +159,7 @@ def main() -> None:
                 raise SystemExit(f"answer failed ({status}): {doc}")
             return wall * 1000, cpu * 1000, doc
 
+        logged_before = sum(1 for _ in rt.store.list("queries/"))
         t0 = time.perf_counter()
         for question, _ in questions(corpus, WARM_UP, seed=99):
             ask(question)
@@ -157,11 +175,12 @@ def main() -> None:
                 if statement is not None:
                     exact += statement in doc["answer"]
                     cited += any(c["text"] == statement for c in doc["citations"])
-        logged = sum(1 for _ in rt.store.list("queries/"))
+        logged = sum(1 for _ in rt.store.list("queries/")) - logged_before
 
     n_facts = sum(s is not None for _, s in timed)
     table(f"corpus: {hours} h of transcripts for one guild", [
-        ("sessions / clips / segments", f"{hours} / {built['clips']} / {built['segments']}", ""),
+        ("sessions / clips / segments / facts",
+         f"{hours} / {built['clips']} / {built['segments']} / {len(corpus.facts)}", ""),
         ("shards (months) / size", f"{built['shards']} / {built['bytes'] / 2**20:.0f} MB", ""),
         ("segment embeddings", built["kind"], ""),
         ("build: load model + embed vocabulary", f"{built['model']:.1f} s", ""),
