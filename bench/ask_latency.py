@@ -3,8 +3,8 @@
 Builds a synthetic corpus (hour-long sessions of ~5 s segments, several speakers, Zipfian
 home-lab vocabulary, planted facts) and indexes it into month shards with the real indexer.
 Segment embeddings come from a fast stand-in in the real model's space (see
-`corpus.WordMeanEmbedder`; `--real-embeddings` uses the model for every segment, which takes
-tens of minutes). Then ~200 questions go through the answer function in-process
+`corpus.WordMeanEmbedder`; `--real-embeddings` uses the model for every segment, about ten
+minutes more on two cores). Then ~200 questions go through the answer function in-process
 (`invoke("answer", ...)`: opening the guild's shards, question parsing, the real embedding of
 the question, BM25 + dense retrieval, the answer, and the query log written to the store), after
 a warm-up that loads the models and the in-memory dense index. Questions mix planted facts
@@ -190,7 +190,7 @@ def main() -> None:
     p95 = percentile(wall_ms, 95)
     load = f", {args.busy} busy processes" if args.busy else ""
     table(f"ask latency: {len(timed)} questions after {WARM_UP} warm-up ({warm_up:.1f} s), "
-          f"torch threads {settings.torch_threads}{load}", [
+          f"model threads {settings.torch_threads}{load}", [
               ("invoke('answer') wall p50", f"{percentile(wall_ms, 50):.1f} ms", ""),
               ("invoke('answer') wall p95", f"{p95:.1f} ms", f"< {TARGET_P95_MS:.0f} ms"),
               ("invoke('answer') wall max", f"{max(wall_ms):.1f} ms", ""),

@@ -279,7 +279,7 @@ def nonsense(rng: random.Random) -> str:
 class WordMeanEmbedder:
     """A fast stand-in for the index-time embedder, in the real model's vector space.
 
-    Embedding 72,000 segments with all-MiniLM-L6-v2 takes tens of minutes on two cores, so a
+    Embedding 73,000 segments with all-MiniLM-L6-v2 takes about ten minutes on two cores, so a
     segment made only of vocabulary words gets the centred mean of the model's own word
     vectors (cosine ~0.7 to the real segment embedding, with the same spread between
     segments); any other text (planted facts) is embedded by the model itself. Questions are
