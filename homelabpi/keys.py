@@ -104,7 +104,3 @@ def query_key(guild: str, query_id: str, when: datetime) -> str:
 def shard_key(guild: str, month: str) -> str:
     return f"index/{validate_id(guild, 'guild')}/{month}.sqlite3"
 
-
-def prefix_of(key: str) -> str:
-    """'audio/', 'transcripts/', … or '' when the key is outside the layout."""
-    return next((p for p in PREFIXES if key.startswith(p)), "")

@@ -13,7 +13,6 @@ import logging
 import os
 import threading
 from pathlib import Path
-from urllib.parse import quote
 
 from homelabpi.errors import NotFound
 from homelabpi.index.publish import MONTH
@@ -22,12 +21,6 @@ from homelabpi.store import ObjectStore
 
 log = logging.getLogger(__name__)
 STATE = ".etags.json"
-
-
-def readonly_uri(path: Path | str) -> str:
-    """SQLite URI for a cached shard. `immutable=1` is safe because a cached file is never
-    modified in place (a new version replaces it by rename) and skips all locking."""
-    return f"file:{quote(str(Path(path).resolve()))}?mode=ro&immutable=1"
 
 
 class ShardCache:

@@ -84,14 +84,18 @@ class Shards:
         return [open_readonly(p) for p in self.paths(guild)]
 
 
-def open_readonly(path: Path, immutable: bool = False) -> sqlite3.Connection:
-    """A read-only connection: answer replicas must never write a shard.
+def readonly_uri(path: Path | str, immutable: bool = False) -> str:
+    """SQLite URI that opens a shard read-only: answer replicas must never write one.
 
     `immutable` is for cached copies of published shards, which are replaced by rename and
     never changed in place, so SQLite may skip locking and the -shm file altogether.
     """
-    uri = f"file:{quote(str(path))}?mode=ro" + ("&immutable=1" if immutable else "")
-    conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro"
+    return uri + ("&immutable=1" if immutable else "")
+
+
+def open_readonly(path: Path, immutable: bool = False) -> sqlite3.Connection:
+    conn = sqlite3.connect(readonly_uri(path, immutable), uri=True, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout = 5000")
     return conn

@@ -9,7 +9,8 @@ import pytest
 
 from homelabpi.errors import BadInput
 from homelabpi.index.publish import publish, published_months, restore
-from homelabpi.index.replica import ShardCache, readonly_uri
+from homelabpi.index.replica import ShardCache
+from homelabpi.index.shards import readonly_uri
 
 
 def make_shard(path, rows, wal=True):
@@ -23,7 +24,7 @@ def make_shard(path, rows, wal=True):
 
 
 def texts(path):
-    con = sqlite3.connect(readonly_uri(path), uri=True)
+    con = sqlite3.connect(readonly_uri(path, immutable=True), uri=True)
     try:
         return [r[0] for r in con.execute("SELECT text FROM segments ORDER BY id")]
     finally:
@@ -132,7 +133,7 @@ def test_replica_downloads_only_changed_shards(minio_store, s3, tmp_path):
     make_shard(current, ["g1 new clip"]).close()
     publish(minio_store, current, "g1", "2026-11")
     s3.clear()
-    old_reader = sqlite3.connect(readonly_uri(paths[2]), uri=True)
+    old_reader = sqlite3.connect(readonly_uri(paths[2], immutable=True), uri=True)
     paths = cache.paths_for("g1")
     assert s3.object_gets(minio_store.bucket) == ["index/g1/2026-11.sqlite3"]
     assert texts(paths[2]) == ["g1 2026-11", "g1 new clip"]
