@@ -56,8 +56,8 @@ def index(body: bytes, rt: Runtime) -> Result:
 
     def one(name: str, key: str, etag: str) -> dict:
         result = _index_one(rt, name, key)
-        if result.get("outcome") in ("indexed", "replaced", "removed"):
-            touched.add((result["guild"], result["month"]))
+        if result.get("outcome") in ("indexed", "replaced", "removed", "unchanged"):
+            touched.add((result["guild"], result["shard"]))
         return result
 
     status, doc = _per_record(body, one)

@@ -101,6 +101,7 @@ def query_key(guild: str, query_id: str, when: datetime) -> str:
     return f"queries/{guild}/{when:%Y-%m}/{query_id}.json"
 
 
-def shard_key(guild: str, month: str) -> str:
-    return f"index/{validate_id(guild, 'guild')}/{month}.sqlite3"
+def shard_key(guild: str, name: str) -> str:
+    """Where shard `name` (`yyyy-mm` or `yyyy-mm.<part>`) of `guild` is published."""
+    return f"index/{validate_id(guild, 'guild')}/{name}.sqlite3"
 

@@ -31,7 +31,8 @@ class Runtime:
         self.settings = settings
         self.store = store if store is not None else open_store(settings)
         self.remote = not isinstance(self.store, LocalStore)
-        self.shards = Shards(settings.index_dir, restore=self._restore if self.remote else None)
+        self.shards = Shards(settings.index_dir, restore=self._restore if self.remote else None,
+                             part_bytes=settings.shard_part_bytes)
 
     @cached_property
     def engine(self) -> Engine:
@@ -99,19 +100,23 @@ class Runtime:
         return sorted({o.key.split("/")[1] for o in self.store.list("index/")})
 
     def publish(self, touched: set[tuple[str, str]]) -> None:
-        """After the index wrote: put fresh snapshots of the touched shards in the store."""
+        """After the index ran: put fresh snapshots of the touched shards in the store.
+
+        `touched` includes shards an event found unchanged: if an earlier publish failed, the
+        redelivered event publishes what it wrote (an unchanged snapshot is not uploaded).
+        """
         if not self.remote:
             return
         from homelabpi.index.publish import publish
 
         with self.shards.lock:
-            for guild, month in sorted(touched):
-                publish(self.store, self.shards.path(guild, month), guild, month)
+            for guild, name in sorted(touched):
+                publish(self.store, self.shards.path(guild, name), guild, name)
 
-    def _restore(self, guild: str, month: str, path: Path) -> bool:
-        from homelabpi.index.publish import restore
+    def _restore(self, guild: str, month: str | None, directory: Path) -> None:
+        from homelabpi.index.publish import restore_month
 
-        return restore(self.store, guild, month, path)
+        restore_month(self.store, guild, month, directory)
 
     def close(self) -> None:
         self.shards.close()

@@ -59,6 +59,12 @@ class Settings:
         default="INFO",
         metadata={"env": "HOMELABPI_LOG_LEVEL", "doc": "DEBUG, INFO, WARNING or ERROR."},
     )
+    shard_part_mb: float = field(
+        default=32.0,
+        metadata={"env": "HOMELABPI_SHARD_PART_MB", "doc": "Size at which a month's index shard "
+                  "starts a new part. On the cluster, the index publishes (and answer replicas "
+                  "fetch) one part per write, so this bounds that cost in a busy month."},
+    )
     # -- cluster object store (MinIO); unset endpoint = the local store ----------------------
     s3_endpoint: str | None = field(
         default=None,
@@ -149,6 +155,13 @@ class Settings:
     @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"
+
+    @property
+    def shard_part_bytes(self) -> int:
+        if self.shard_part_mb <= 0:
+            raise ValueError(f"HOMELABPI_SHARD_PART_MB={self.shard_part_mb} must be above 0 "
+                             "(the default is 32)")
+        return int(self.shard_part_mb * 1024 * 1024)
 
     @property
     def queue_path(self) -> Path:

@@ -1,18 +1,18 @@
 """Publishing index shards to the store, and getting them back after a restart.
 
 OpenFaaS functions have no volumes, so the index function (the single writer) keeps a working copy
-of each shard on its container disk and publishes a snapshot to `index/<guild>/<yyyy-mm>.sqlite3`
-after it writes. The snapshot is taken with SQLite's online backup API: a consistent copy even
-while the writer's connection is open (WAL or not), never a torn file copy. A restarted index
-function calls `restore` to pick up where the published shard left off; the transcripts in the
-store remain the source of truth (`homelabpi reindex` rebuilds everything from them).
+of each shard on its container disk and publishes a snapshot to
+`index/<guild>/<yyyy-mm>[.<part>].sqlite3` after it writes (one part: see `shards`). The snapshot
+is taken with SQLite's online backup API: a consistent copy even while the writer's connection is
+open (WAL or not), never a torn file copy. A restarted index function calls `restore_month` to
+pick up where the published shards left off; the transcripts in the store remain the source of
+truth (`homelabpi reindex` rebuilds everything from them).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import sqlite3
 import tempfile
 import time
@@ -21,20 +21,22 @@ from pathlib import Path
 
 from homelabpi.durable import file_digest
 from homelabpi.errors import BadInput, NotFound
+from homelabpi.index.shards import SUFFIX, name_of_file, parse_name, sort_names
 from homelabpi.keys import shard_key, validate_id
 from homelabpi.store import ObjectInfo, ObjectStore
 
 log = logging.getLogger(__name__)
 
-MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 CONTENT_TYPE = "application/vnd.sqlite3"
 HASH_META = "sha256"  # user metadata: lets a publish of unchanged content skip the upload
 
 
-def check_month(month: str) -> str:
-    if not isinstance(month, str) or not MONTH.match(month):
-        raise BadInput(f"shard month {month!r} is not 'yyyy-mm'")
-    return month
+def check_name(name: str) -> str:
+    try:
+        parse_name(name)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from exc
+    return name
 
 
 def snapshot(shard_path: Path | str, dest: Path | str) -> None:
@@ -57,18 +59,18 @@ def snapshot(shard_path: Path | str, dest: Path | str) -> None:
 
 
 
-def publish(store: ObjectStore, shard_path: Path | str, guild: str, month: str) -> ObjectInfo:
-    """Snapshot the working shard and put it at `index/<guild>/<month>.sqlite3`.
+def publish(store: ObjectStore, shard_path: Path | str, guild: str, name: str) -> ObjectInfo:
+    """Snapshot the working shard and put it at `index/<guild>/<name>.sqlite3`.
 
     Unchanged content (same SHA-256 as the published object) is not uploaded again, so a
     redelivered event does not make every answer replica re-download the shard.
     """
     shard_path = Path(shard_path)
-    key = shard_key(validate_id(guild, "guild"), check_month(month))
+    key = shard_key(validate_id(guild, "guild"), check_name(name))
     if not shard_path.is_file():
         raise NotFound(f"no working shard at {shard_path} to publish as {key}")
     started = time.perf_counter()
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{guild}-{month}.", suffix=".snapshot",
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{guild}-{name}.", suffix=".snapshot",
                                     dir=shard_path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -82,7 +84,7 @@ def publish(store: ObjectStore, shard_path: Path | str, guild: str, month: str) 
         if current is not None and current.metadata.get(HASH_META) == digest:
             log.debug("shard %s unchanged (sha256 %s); not uploaded", key, digest[:12])
             return current
-        meta = {"guild": guild, "month": month, HASH_META: digest,
+        meta = {"guild": guild, "month": parse_name(name)[0], "shard": name, HASH_META: digest,
                 "published": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
         with open(tmp, "rb") as f:
             info = store.put(key, f, content_type=CONTENT_TYPE, metadata=meta)
@@ -93,14 +95,14 @@ def publish(store: ObjectStore, shard_path: Path | str, guild: str, month: str) 
     return info
 
 
-def restore(store: ObjectStore, guild: str, month: str, dest: Path | str) -> bool:
+def restore(store: ObjectStore, guild: str, name: str, dest: Path | str) -> bool:
     """Put the published shard at `dest` (atomically); False when none was ever published.
 
     Any `-wal`/`-shm` beside `dest` belongs to the file being replaced and would corrupt the
     restored one, so they go first.
     """
     dest = Path(dest)
-    key = shard_key(validate_id(guild, "guild"), check_month(month))
+    key = shard_key(validate_id(guild, "guild"), check_name(name))
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".restore", dir=dest.parent)
     os.close(fd)
@@ -127,12 +129,27 @@ def restore(store: ObjectStore, guild: str, month: str, dest: Path | str) -> boo
     return True
 
 
-def published_months(store: ObjectStore, guild: str) -> list[str]:
-    """Months with a published shard for `guild`, oldest first (only that guild's prefix)."""
+def restore_month(store: ObjectStore, guild: str, month: str | None,
+                  directory: Path | str) -> list[str]:
+    """Restore the month's published parts (every month's when None) that `directory` lacks.
+
+    Parts already on disk are the writer's own, possibly newer than the published copies, so
+    they are kept.
+    """
+    directory = Path(directory)
+    restored = []
+    for name in published_shards(store, guild):
+        if month is not None and parse_name(name)[0] != month:
+            continue
+        path = directory / f"{name}{SUFFIX}"
+        if not path.exists() and restore(store, guild, name, path):
+            restored.append(name)
+    return restored
+
+
+def published_shards(store: ObjectStore, guild: str) -> list[str]:
+    """Names of the shards published for `guild`, oldest first (only that guild's prefix)."""
     prefix = f"index/{validate_id(guild, 'guild')}/"
-    months = []
-    for obj in store.list(prefix):
-        name = obj.key[len(prefix):]
-        if name.endswith(".sqlite3") and MONTH.match(name[:-len(".sqlite3")]):
-            months.append(name[:-len(".sqlite3")])
-    return sorted(months)
+    names = {name for obj in store.list(prefix)
+             if "/" not in obj.key[len(prefix):] and (name := name_of_file(obj.key[len(prefix):]))}
+    return sort_names(names)

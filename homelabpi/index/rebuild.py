@@ -25,7 +25,7 @@ def rebuild(rt: Runtime, progress: Callable[[str], None] | None = None) -> dict[
     final = rt.settings.index_dir
     building = final.with_name(final.name + ".rebuilding")
     shutil.rmtree(building, ignore_errors=True)
-    shards = Shards(building)
+    shards = Shards(building, part_bytes=rt.settings.shard_part_bytes)
     counts = {"transcripts": 0, "queries": 0, "skipped": 0}
     keys = [o for prefix in ("transcripts/", "queries/") for o in rt.store.list(prefix)]
     try:

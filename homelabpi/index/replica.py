@@ -2,8 +2,9 @@
 
 Each answer container keeps a small cache: one listing of `index/<guild>/` per question, and a
 download only for shards whose eTag changed since this container last fetched them. Older months
-are immutable, so after the first question a replica usually downloads nothing or just the current
-month. A guild's question lists and opens only that guild's prefix: isolation by construction.
+and full parts never change, so after the first question a replica usually downloads nothing or
+just the part the index is writing to. A guild's question lists and opens only that guild's
+prefix: isolation by construction.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import threading
 from pathlib import Path
 
 from homelabpi.errors import NotFound
-from homelabpi.index.publish import MONTH
+from homelabpi.index.shards import SUFFIX, name_of_file, sort_names
 from homelabpi.keys import validate_id
 from homelabpi.store import ObjectStore
 
@@ -48,7 +49,7 @@ class ShardCache:
         os.replace(tmp, gdir / STATE)
 
     def paths_for(self, guild: str) -> list[Path]:
-        """Up-to-date local shard files for `guild`, oldest month first.
+        """Up-to-date local shard files for `guild`, oldest first.
 
         Lists `index/<guild>/` only; downloads a shard only when its eTag differs from the one
         this cache last fetched (or the file is gone); drops shards no longer published.
@@ -61,28 +62,28 @@ class ShardCache:
             state = self._load_state(gdir)
             listed: dict[str, str] = {}
             for obj in self.store.list(prefix):
-                name = obj.key[len(prefix):]
-                month = name[:-len(".sqlite3")] if name.endswith(".sqlite3") else ""
-                if "/" in name or not MONTH.match(month):
+                rest = obj.key[len(prefix):]
+                name = None if "/" in rest else name_of_file(rest)
+                if name is None:
                     continue  # not a shard (e.g. a stray object): never opened
-                listed[month] = obj.etag
-            for month, etag in sorted(listed.items()):
-                path = gdir / f"{month}.sqlite3"
-                if state.get(month) == etag and path.is_file():
+                listed[name] = obj.etag
+            for name in sort_names(listed):
+                path = gdir / f"{name}{SUFFIX}"
+                if state.get(name) == listed[name] and path.is_file():
                     continue
                 try:
-                    info = self.store.get_file(f"{prefix}{month}.sqlite3", path)
+                    info = self.store.get_file(f"{prefix}{name}{SUFFIX}", path)
                 except NotFound:
                     # Deleted between list and get: forget it rather than fail the question.
-                    listed.pop(month)
+                    listed.pop(name)
                     continue
-                state[month] = info.etag
+                state[name] = info.etag
                 self.downloads += 1
-                log.info("fetched shard %s%s.sqlite3 (etag %s, %d bytes)", prefix, month,
+                log.info("fetched shard %s%s%s (etag %s, %d bytes)", prefix, name, SUFFIX,
                          info.etag, info.size)
-            for month in sorted(set(state) - set(listed)):
-                (gdir / f"{month}.sqlite3").unlink(missing_ok=True)
-                state.pop(month)
-                log.info("dropped shard %s%s.sqlite3: no longer published", prefix, month)
+            for name in sorted(set(state) - set(listed)):
+                (gdir / f"{name}{SUFFIX}").unlink(missing_ok=True)
+                state.pop(name)
+                log.info("dropped shard %s%s%s: no longer published", prefix, name, SUFFIX)
             self._save_state(gdir, state)
-            return [gdir / f"{m}.sqlite3" for m in sorted(listed)]
+            return [gdir / f"{n}{SUFFIX}" for n in sort_names(listed)]

@@ -168,6 +168,8 @@ def migrate(db: SqliteDatabase) -> int:
     if version > SCHEMA_VERSION:
         raise RuntimeError(f"{db.database}: schema version {version} is newer than this "
                            f"HomeLabPi ({SCHEMA_VERSION}); upgrade HomeLabPi")
+    if version == SCHEMA_VERSION:
+        return version  # no write at all: opening a full part must not change its bytes
     with db.bind_ctx(MODELS), db.atomic():
         for step in MIGRATIONS[version:]:
             step(db)

@@ -64,6 +64,12 @@ class S3Server:
         return [r.path[len(prefix):] for r in self.requests
                 if r.method == "GET" and r.path.startswith(prefix) and len(r.path) > len(prefix)]
 
+    def object_puts(self, bucket: str) -> list[str]:
+        """Keys uploaded with PUT (single-part uploads), in order."""
+        prefix = f"/{bucket}/"
+        return [r.path[len(prefix):] for r in self.requests
+                if r.method == "PUT" and r.path.startswith(prefix) and len(r.path) > len(prefix)]
+
     def list_prefixes(self, bucket: str) -> list[str]:
         """The `prefix=` of every ListObjects call on the bucket."""
         from urllib.parse import parse_qs

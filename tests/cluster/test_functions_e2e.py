@@ -98,16 +98,8 @@ def test_head_probe_is_200_and_does_no_work(cluster, s3_server, name):
     assert s3_server.requests == []
 
 
-def _publish_wired() -> bool:
-    src = Path(__file__).resolve().parents[2] / "homelabpi"
-    return any("publish" in (src / f).read_text() for f in ("runtime.py", "functions.py")
-               if (src / f).exists())
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not WAV.exists(), reason="pocketsphinx test data not installed")
-@pytest.mark.xfail(not _publish_wired(), strict=True,
-                   reason="index/answer do not use homelabpi.index.publish/replica yet")
 def test_clip_to_answer_across_processes(cluster, s3_server):
     store, procs = cluster
     audio_key = "audio/g1/s-e2e/c-0001.wav"

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from homelabpi.errors import BadInput
-from homelabpi.index.publish import publish, published_months, restore
+from homelabpi.index.publish import publish, published_shards, restore, restore_month
 from homelabpi.index.replica import ShardCache
 from homelabpi.index.shards import readonly_uri
 
@@ -98,10 +98,11 @@ def test_restore_refuses_a_non_sqlite_object(minio_store, tmp_path):
     assert not dest.exists()
 
 
-def test_bad_guild_or_month_rejected(minio_store, tmp_path):
+def test_bad_guild_or_shard_name_rejected(minio_store, tmp_path):
     path = tmp_path / "s.sqlite3"
     make_shard(path, ["a"]).close()
-    for guild, month in [("../g", "2026-11"), ("g", "2026-13"), ("g", "26-11"), ("g/x", "2026-11")]:
+    for guild, month in [("../g", "2026-11"), ("g", "2026-13"), ("g", "26-11"), ("g/x", "2026-11"),
+                         ("g", "2026-11.1"), ("g", "2026-11.x"), ("g", "2026-11/../x")]:
         with pytest.raises(BadInput):
             publish(minio_store, path, guild, month)
 
@@ -173,7 +174,7 @@ def test_replica_drops_unpublished_shards_and_ignores_strays(minio_store, tmp_pa
     minio_store.delete("index/g1/2026-10.sqlite3")
     assert [p.name for p in cache.paths_for("g1")] == ["2026-11.sqlite3"]
     assert not (tmp_path / "cache" / "g1" / "2026-10.sqlite3").exists()
-    assert published_months(minio_store, "g1") == ["2026-11"]
+    assert published_shards(minio_store, "g1") == ["2026-11"]
 
 
 def test_concurrent_questions_download_once(minio_store, s3, tmp_path):
@@ -205,3 +206,36 @@ def test_works_with_the_local_store_too(tmp_path):
     _publish_months(store, tmp_path, "g1", ["2026-11"])
     assert [texts(p) for p in ShardCache(store, tmp_path / "cache").paths_for("g1")] == [
         ["g1 2026-11"]]
+
+
+def test_replica_fetches_only_the_part_that_changed(minio_store, s3, tmp_path):
+    names = ["2026-10", "2026-11", "2026-11.2", "2026-11.10", "2026-11.9"]
+    _publish_months(minio_store, tmp_path, "g1", names)
+    assert published_shards(minio_store, "g1") == [
+        "2026-10", "2026-11", "2026-11.2", "2026-11.9", "2026-11.10"]
+    cache = ShardCache(minio_store, tmp_path / "cache")
+    paths = cache.paths_for("g1")
+    assert [p.name for p in paths] == ["2026-10.sqlite3", "2026-11.sqlite3", "2026-11.2.sqlite3",
+                                       "2026-11.9.sqlite3", "2026-11.10.sqlite3"]
+    # The index writes into the last part only; a question then downloads that part alone.
+    current = tmp_path / "work" / "g1" / "2026-11.10.sqlite3"
+    make_shard(current, ["g1 new clip"]).close()
+    publish(minio_store, current, "g1", "2026-11.10")
+    s3.clear()
+    paths = cache.paths_for("g1")
+    assert s3.object_gets(minio_store.bucket) == ["index/g1/2026-11.10.sqlite3"]
+    assert texts(paths[-1]) == ["g1 2026-11.10", "g1 new clip"]
+
+
+def test_restore_month_brings_back_the_missing_parts_of_that_month(minio_store, s3, tmp_path):
+    _publish_months(minio_store, tmp_path, "g1", ["2026-10", "2026-11", "2026-11.2"])
+    dest = tmp_path / "fresh" / "g1"
+    dest.mkdir(parents=True)
+    make_shard(dest / "2026-11.2.sqlite3", ["written here, not yet published"]).close()
+    s3.clear()
+    assert restore_month(minio_store, "g1", "2026-11", dest) == ["2026-11"]
+    assert sorted(p.name for p in dest.iterdir()) == ["2026-11.2.sqlite3", "2026-11.sqlite3"]
+    assert s3.object_gets(minio_store.bucket) == ["index/g1/2026-11.sqlite3"]
+    # The writer's own copy wins over the published one.
+    assert texts(dest / "2026-11.2.sqlite3") == ["written here, not yet published"]
+    assert restore_month(minio_store, "g1", None, dest) == ["2026-10"]
