@@ -126,10 +126,13 @@ def ingest(paths: tuple[Path, ...], guild: str, channel: str, speaker: str, sess
 @main.command()
 @click.argument("question")
 @click.option("--guild", required=True)
+@click.option("--thread", default="", metavar="ID",
+              help="Conversation id: a follow-up (\"and Bob?\") with the same id builds on the "
+                   "previous question, as in a Discord thread.")
 @click.option("--json", "as_json", is_flag=True)
-def ask(question: str, guild: str, as_json: bool) -> None:
+def ask(question: str, guild: str, thread: str, as_json: bool) -> None:
     """Ask about what was said; the answer cites who said it and when."""
-    result = _client().ask(question, guild, asker=os.environ.get("USER", ""))
+    result = _client().ask(question, guild, asker=os.environ.get("USER", ""), thread=thread)
     if as_json:
         _print_json(result)
         return

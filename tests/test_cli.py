@@ -71,6 +71,19 @@ def test_subtitles_answer_with_speaker_and_time():
     human = cli("ask", "Where is the backup NAS?", "--guild", "7").stdout
     assert "garage rack" in human and "Alice" in human and "no reader model" in human
 
+    # A follow-up in another process finds the thread's previous question in the query log.
+    first = cli_json("ask", "What did Carol say about Grafana?", "--guild", "7", "--thread", "t1")
+    assert first["citations"][0]["speaker"] == "Carol"
+    alone = cli_json("ask", "And Bob?", "--guild", "7")
+    follow = cli_json("ask", "And Bob?", "--guild", "7", "--thread", "t1")
+    logged = {q["question"]: q for q in cli_json("queries", "--guild", "7")
+              if q["thread"] == "t1"}
+    assert logged["And Bob?"]["resolved"]["speakers"] == ["Bob"]
+    assert "grafana" in logged["And Bob?"]["resolved"]["topic"].lower()
+    assert follow != alone
+    bad = cli("ask", "And Bob?", "--guild", "7", "--thread", "../t1", check=False)
+    assert bad.returncode != 0 and "thread" in bad.stderr
+
 
 def test_bad_files_fail_by_name_and_the_rest_succeed(tmp_path):
     empty = tmp_path / "empty.ogg"

@@ -88,21 +88,23 @@ def clip_status(conns: list[sqlite3.Connection], keys: list[str]) -> dict:
 
 
 def query_log(conns: list[sqlite3.Connection], limit: int) -> list[dict]:
-    """The query log, newest first."""
+    """The query log, newest first, with how each question was understood (`resolved`)."""
     out = []
     for conn in conns:
         try:
             rows = conn.execute(
                 "SELECT id, question, answer, confidence, citations, mode, asker, asked_at, "
-                "latency_ms, thread FROM query ORDER BY asked_at DESC LIMIT ?", (limit,))
-        except sqlite3.OperationalError:
+                "latency_ms, thread, resolved FROM query ORDER BY asked_at DESC LIMIT ?",
+                (limit,))
+        except sqlite3.OperationalError:  # a v1 shard: no threads logged there
             rows = conn.execute(
                 "SELECT id, question, answer, confidence, citations, mode, asker, asked_at, "
-                "latency_ms, '' FROM query ORDER BY asked_at DESC LIMIT ?", (limit,))
+                "latency_ms, '', '{}' FROM query ORDER BY asked_at DESC LIMIT ?", (limit,))
         for r in rows:
             out.append({"id": r[0], "question": r[1], "answer": r[2], "confidence": r[3],
                         "citations": json.loads(r[4] or "[]"), "mode": r[5], "asker": r[6],
-                        "asked_at": r[7], "latency_ms": r[8], "thread": r[9]})
+                        "asked_at": r[7], "latency_ms": r[8], "thread": r[9],
+                        "resolved": json.loads(r[10] or "{}")})
     out.sort(key=lambda d: d["asked_at"], reverse=True)
     for d in out:
         d["asked_at"] = retrieval.iso_epoch(d["asked_at"])
