@@ -9,11 +9,12 @@ Layout under the spool directory::
     failed/                 clips the store rejected as bad input (kept for a human, never lost)
 
 The uploader checks `store.stat(key)` *before* putting (a crash after a put but before the local
-delete must not produce a second put, hence a second bucket event) and again *after* (the eTag
-must equal the local md5), then deletes the audio and lastly the sidecar. Keys are fixed when
-recording starts, so any retry rewrites the same object with the same bytes: the store sees each
-clip once. Store outages back off exponentially (with jitter) and resume by themselves; a restart
-picks up `ready/` as it is and salvages interrupted recordings from `tmp/`.
+delete must not produce a second put, hence a second bucket event) and again *after* (the eTag must
+equal the local md5, or the multipart eTag of a large file), then deletes the audio and lastly the
+sidecar. Keys are fixed when recording starts, so any retry rewrites the same object with the same
+bytes: the store sees each clip once. Store outages back off exponentially (with jitter) and resume
+by themselves; a restart picks up `ready/` as it is and salvages interrupted recordings from
+`tmp/`.
 """
 
 from __future__ import annotations
@@ -211,10 +212,15 @@ class Uploader:
 
     # -- one clip ------------------------------------------------------------------------------
     def _confirmed(self, entry: SpoolEntry) -> bool:
+        """The store holds exactly this clip: its eTag is the one uploading the file gives (the
+        md5, or for a file the store sent in parts, the multipart eTag)."""
         try:
-            return self.store.stat(entry.key).etag.strip('"') == entry.md5
+            etag = self.store.stat(entry.key).etag.strip('"')
         except NotFound:
             return False
+        if etag == entry.md5:
+            return True
+        return "-" in etag and entry.path.exists() and etag == self.store.upload_etag(entry.path)
 
     def upload(self, entry: SpoolEntry) -> str:
         """Make the store hold `entry`, then delete it locally. Raises on transient failure."""

@@ -36,3 +36,13 @@ def file_digest(path: Path | str, algorithm: str = "md5") -> str:
     """Hex digest of a file, streamed (md5 is what S3 and MinIO use as a single-part eTag)."""
     with open(path, "rb") as f:
         return hashlib.file_digest(f, algorithm).hexdigest()
+
+
+def multipart_etag(path: Path | str, part_size: int) -> str:
+    """The eTag S3 and MinIO give a multipart upload of the file in `part_size` parts: the md5
+    of the parts' binary md5s, then `-<parts>`. Lets an uploader confirm a large upload."""
+    digests = []
+    with open(path, "rb") as f:
+        while chunk := f.read(part_size):
+            digests.append(hashlib.md5(chunk).digest())
+    return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"

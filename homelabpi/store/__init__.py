@@ -51,6 +51,11 @@ class ObjectStore(Protocol):
         """Remove the object (no error if already gone)."""
         ...
 
+    def upload_etag(self, path: str) -> str:
+        """The eTag `put` of the file at `path` would give: how an uploader confirms the
+        store holds exactly that file."""
+        ...
+
 
 def open_store(settings: Settings) -> ObjectStore:
     """The store the settings name: MinIO when `HOMELABPI_S3_ENDPOINT` is set, else local."""

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import quote, unquote, urlsplit
 
+from homelabpi.durable import file_digest, multipart_etag
 from homelabpi.errors import HomeLabPiError, NotFound, Unavailable
 from homelabpi.keys import validate_key
 from homelabpi.store import ObjectInfo
@@ -88,11 +89,12 @@ class MinioStore:
 
     def __init__(self, endpoint: str, access_key: str | None, secret_key: str | None, *,
                  bucket: str = "homelabpi", secure: bool = False, region: str | None = None,
-                 client: Minio | None = None) -> None:
+                 client: Minio | None = None, part_size: int = PART_SIZE) -> None:
         from minio import Minio
 
         self.endpoint, self.secure = split_endpoint(endpoint, secure)
         self.bucket = bucket
+        self.part_size = part_size  # files larger than this go up in parts of this size
         self.region = region or "us-east-1"
         # A region given up front spares one GetBucketLocation round trip per process.
         self.client = client or Minio(self.endpoint, access_key=access_key, secret_key=secret_key,
@@ -158,7 +160,7 @@ class MinioStore:
             stream: BinaryIO = io.BytesIO(bytes(data))
             length, part_size = len(data), 0
         else:
-            stream, length, part_size = data, _remaining(data), PART_SIZE
+            stream, length, part_size = data, _remaining(data), self.part_size
         result = self._call(key, self.client.put_object, self.bucket, key, stream, length,
                             content_type=content_type, metadata=headers, part_size=part_size)
         size = length if length >= 0 else self.stat(key).size
@@ -235,6 +237,12 @@ class MinioStore:
         validate_key(key)
         self._call(key, self.client.remove_object, self.bucket, key)
         log.info("deleted %s", key)
+
+    def upload_etag(self, path: str | Path) -> str:
+        """A file up to `part_size` goes up in one PUT (eTag: its md5), a larger one in parts."""
+        if os.path.getsize(path) <= self.part_size:
+            return file_digest(path)
+        return multipart_etag(path, self.part_size)
 
     def presign(self, key: str, expires: timedelta | float = timedelta(hours=1)) -> str:
         """A time-limited GET URL (a clip link in a Discord reply) that needs no credentials."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from datetime import timedelta
 
 import pytest
@@ -157,3 +158,27 @@ def test_secure_setting_parses_booleans():
     assert Settings.from_env({"HOMELABPI_S3_SECURE": "1"}).s3_secure is True
     with pytest.raises(ValueError, match="HOMELABPI_S3_SECURE"):
         Settings.from_env({"HOMELABPI_S3_SECURE": "maybe"})
+
+
+def test_spool_confirms_a_clip_uploaded_in_parts(s3, minio_store, tmp_path):
+    """A WAV bigger than the store's part size goes up as a multipart upload, whose eTag is not
+    the file's md5; the bot's uploader must still confirm it (and not retry it forever)."""
+    from bot.spool import Spool, Uploader
+
+    store = MinioStore(s3.endpoint, s3.access_key, s3.secret_key, bucket=minio_store.bucket,
+                       part_size=5 * 2**20)  # S3's smallest part
+    spool = Spool(tmp_path / "spool")
+    path = spool.begin("c-big", "wav", "audio/g1/s1/c-big.wav", {"speaker": "Ana"}, "audio/wav")
+    path.write_bytes(os.urandom(11 * 2**20))
+    entry = spool.commit(path)
+    expected = store.upload_etag(entry.path)
+    assert expected.endswith("-3") and expected != entry.md5
+
+    up = Uploader(spool, store)
+    assert up.run_once() is True
+    assert up.stats.uploaded == 1 and up.stats.mismatches == 0 and len(spool) == 0
+    assert store.stat("audio/g1/s1/c-big.wav").etag == expected
+    small = tmp_path / "small.ogg"
+    small.write_bytes(b"OggS" * 1000)
+    with small.open("rb") as f:
+        assert store.upload_etag(small) == store.put("audio/g1/s1/small.ogg", f).etag
