@@ -13,12 +13,13 @@ import bisect
 import json
 import re
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 
-from homelabpi import vectors
+from homelabpi import bm25, vectors
 from homelabpi.transcripts import iso
 
 STOPWORDS = frozenset("""
@@ -63,9 +64,9 @@ def content_terms(text: str) -> list[str]:
     return list(seen)
 
 
-def fts_query(terms: list[str]) -> str:
-    """An FTS5 OR query; every term quoted so user text can never be FTS5 syntax."""
-    return " OR ".join(f'"{t}"' for t in terms)
+def fts_query(terms: list[str], op: str = "OR") -> str:
+    """An FTS5 query joining `terms` by `op`; each quoted so user text can never be FTS5 syntax."""
+    return f" {op} ".join(f'"{t}"' for t in terms)
 
 
 @dataclass
@@ -133,11 +134,6 @@ JOIN speaker sp ON sp.id = s.speaker_id
 JOIN channel ch ON ch.id = s.channel_id
 JOIN clip c ON c.id = s.clip_id"""
 SELECT = _COLUMNS + "\nFROM segment s" + _JOINS
-_SEARCH = (
-    "WITH m AS (SELECT rowid, bm25(segment_fts) AS rank FROM segment_fts "
-    "WHERE segment_fts MATCH ? ORDER BY rank LIMIT ?)"
-    + _COLUMNS + ", m.rank\nFROM m JOIN segment s ON s.id = m.rowid" + _JOINS + "\nORDER BY m.rank"
-)
 
 
 def seg(row: sqlite3.Row, score: float = 0.0) -> Seg:
@@ -146,23 +142,47 @@ def seg(row: sqlite3.Row, score: float = 0.0) -> Seg:
                clip_start=row[9] if len(row) > 9 else None)
 
 
-def search(conns: list[sqlite3.Connection], text: str, limit: int = 10) -> list[tuple[Seg, int]]:
-    """Best segments for `text` across shards, best first, with the index of their shard.
+def _hydrate(conns: list[sqlite3.Connection], ranked: list[tuple[float, int, int]]
+             ) -> list[tuple[Seg, int]]:
+    """(score, shard, segment id), best first, as (Seg, shard).
 
-    BM25 is negated so higher is better; shards score with their own statistics, which is
-    close enough to merge months of one guild.
+    Rankers work on ids alone and only the winners are read in full: a row carries its words as
+    JSON, and reading every shard's candidates cost more than ranking them.
     """
-    terms = content_terms(text)
-    if not terms:
-        return []
-    query = fts_query(terms)
-    hits = [(seg(row, -row[10]), i) for i, conn in enumerate(conns)
-            for row in conn.execute(_SEARCH, (query, limit))]
-    hits.sort(key=lambda h: -h[0].score)
-    return hits[:limit]
+    wanted: dict[int, list[int]] = {}
+    for _, shard, sid in ranked:
+        wanted.setdefault(shard, []).append(sid)
+    rows: dict[int, dict[int, sqlite3.Row]] = {}
+    for shard, ids in wanted.items():
+        found = conns[shard].execute(SELECT + f" WHERE s.id IN ({','.join('?' * len(ids))})",
+                                     ids)
+        rows[shard] = {r[0]: r for r in found}
+    return [(seg(rows[shard][sid], score), shard) for score, shard, sid in ranked
+            if sid in rows[shard]]
+
+
+def search(conns: list[sqlite3.Connection], text: str, limit: int = 10) -> list[tuple[Seg, int]]:
+    """Best segments for `text` across shards, best first, with the index of their shard."""
+    return keyword(conns, content_terms(text), Filters(), limit)
 
 
 # -- filters ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Scope:
+    """A question's filters as one shard applies them: in its own ids, only what still narrows."""
+
+    speakers: tuple[int, ...] | None = None
+    sessions: tuple[str, ...] | None = None
+    after: float | None = None
+    before: float | None = None
+
+
+# The shard's time span. Segment starts are indexed; ends are not, but the indexer widens each
+# session's ended_at to cover every segment it writes, so the latest one bounds them all.
+_SPAN = ("SELECT (SELECT min(start) FROM segment), (SELECT max(start) FROM segment), "
+         "(SELECT max(ended_at) FROM session)")
+
+
 @dataclass(frozen=True)
 class Filters:
     """Who and when a question is about; empty means everyone, any time."""
@@ -184,78 +204,191 @@ class Filters:
             f"SELECT id FROM speaker WHERE lower(name) IN ({marks})",
             [s.lower() for s in self.speakers])]
 
-    def sql(self, conn: sqlite3.Connection) -> tuple[str, list]:
-        """A WHERE fragment over `segment s` and its parameters."""
-        parts, params = [], []
-        ids = self.speaker_ids(conn)
-        if ids is not None:
-            parts.append(f"s.speaker_id IN ({','.join('?' * len(ids)) or 'NULL'})")
-            params += ids
-        if self.after is not None:
-            parts.append("s.end >= ?")
-            params.append(self.after)
-        if self.before is not None:
-            parts.append("s.start < ?")
-            params.append(self.before)
+    def scope(self, conn: sqlite3.Connection) -> Scope | None:
+        """What these filters leave of one shard, or None when they leave nothing.
+
+        Shards are months, so a time filter rules out most of a guild's shards before any search
+        runs, and needs no per-segment test in a shard that lies wholly inside its window; a
+        speaker or session the shard never saw rules it out too.
+        """
+        if not self:
+            return Scope()
+        speakers = sessions = None
+        if self.speakers:
+            speakers = tuple(self.speaker_ids(conn) or ())
+            if not speakers:
+                return None
         if self.sessions:
-            parts.append(f"s.session_id IN ({','.join('?' * len(self.sessions))})")
-            params += list(self.sessions)
-        return " AND ".join(parts) or "1", params
+            marks = ",".join("?" * len(self.sessions))
+            sessions = tuple(r[0] for r in conn.execute(
+                f"SELECT id FROM session WHERE id IN ({marks})", self.sessions))
+            if not sessions:
+                return None
+        after, before = self.after, self.before
+        if after is not None or before is not None:
+            first, last, ended = conn.execute(_SPAN).fetchone()
+            if first is None:
+                return None  # no segments at all
+            if before is not None and first >= before:
+                return None
+            if after is not None and ended is not None and max(ended, last) < after:
+                return None
+            if after is not None and first >= after:
+                after = None  # every segment starts, so ends, at or after `after`
+            if before is not None and last < before:
+                before = None
+        return Scope(speakers, sessions, after, before)
 
 
-_FILTERED_SEARCH = (
-    "WITH m AS (SELECT f.rowid, bm25(segment_fts) AS rank FROM segment_fts f "
-    "JOIN segment s ON s.id = f.rowid WHERE segment_fts MATCH ? AND {where} "
-    "ORDER BY rank LIMIT ?)"
-    + _COLUMNS + ", m.rank\nFROM m JOIN segment s ON s.id = m.rowid" + _JOINS + "\nORDER BY m.rank"
-)
+def scopes(conns: list[sqlite3.Connection], filters: Filters) -> list[Scope | None]:
+    """`filters` applied to each shard (None: the shard cannot hold a match)."""
+    return [filters.scope(c) for c in conns]
 
 
-# Without filters the ranking runs on the FTS index alone; joining `segment` for every match
-# before ranking costs several times more on large shards.
-_UNFILTERED_SEARCH = (
-    "WITH m AS (SELECT rowid, bm25(segment_fts) AS rank FROM segment_fts "
-    "WHERE segment_fts MATCH ? ORDER BY rank LIMIT ?)"
-    + _COLUMNS + ", m.rank\nFROM m JOIN segment s ON s.id = m.rowid" + _JOINS + "\nORDER BY m.rank"
-)
+# -- BM25 ------------------------------------------------------------------------------------------
+def _ranking(scope: Scope) -> tuple[str, list]:
+    """The BM25 statement for a shard within `scope`: (sql, parameters between MATCH and LIMIT).
+
+    The ranking runs on the FTS index and reads `segment` only for what a filter needs. A
+    speaker or session filter probes that column's index (speaker_id or session_id, then the
+    row id) for each match: SQLite would rather look the row up by id, but segment rows carry
+    their words, and reading them made a speaker's ranking three times slower at 1,000 hours. A
+    time filter joins `segment` per match, CROSS JOIN keeping the FTS index the outer loop.
+    """
+    sql = "SELECT segment_fts.rowid, bm25(segment_fts) AS rank FROM segment_fts"
+    where, params = ["segment_fts MATCH ?"], []
+    for column, wanted in (("speaker_id", scope.speakers), ("session_id", scope.sessions)):
+        if wanted is not None:
+            where.append(f"EXISTS (SELECT 1 FROM segment INDEXED BY segment_{column} WHERE "
+                         f"{column} IN ({','.join('?' * len(wanted))}) "
+                         "AND id = segment_fts.rowid)")
+            params += wanted
+    times, values = _times(scope)
+    if times:
+        sql += " CROSS JOIN segment s ON s.id = segment_fts.rowid"
+        where += times
+        params += values
+    return f"{sql} WHERE {' AND '.join(where)} ORDER BY rank LIMIT ?", params
+
+
+def _times(scope: Scope) -> tuple[list[str], list[float]]:
+    """The time window as conditions on `segment s`, and their parameters."""
+    where, params = [], []
+    if scope.after is not None:
+        where.append("s.end >= ?")
+        params.append(scope.after)
+    if scope.before is not None:
+        where.append("s.start < ?")
+        params.append(scope.before)
+    return where, params
+
+
+def _keeper(conn: sqlite3.Connection, scope: Scope) -> Callable[[list[int]], set[int]] | None:
+    """Which of some segment ids `scope` lets through in this shard; None: all of them."""
+    if scope == Scope():
+        return None
+    where, params = _times(scope)
+    for column, wanted in (("speaker_id", scope.speakers), ("session_id", scope.sessions)):
+        if wanted is not None:
+            where.append(f"s.{column} IN ({','.join('?' * len(wanted))})")
+            params += wanted
+
+    def keep(ids: list[int]) -> set[int]:
+        rows = conn.execute(f"SELECT s.id FROM segment s WHERE s.id IN "
+                            f"({','.join('?' * len(ids))}) AND {' AND '.join(where)}",
+                            [*ids, *params])
+        return {r[0] for r in rows}
+
+    return keep
+
+
+def weighted_terms(conn: sqlite3.Connection, terms: list[str]) -> list[str]:
+    """The terms worth matching in this shard: those it holds that BM25 gives weight.
+
+    A term the shard never saw would empty an AND. A term in half or more of its segments gets
+    FTS5's floor IDF (1e-6): it changes no ranking, only lengthens the posting lists to walk.
+    When every term the shard holds is that common, they all stay.
+    """
+    if len(terms) == 1:
+        return list(terms)  # nothing to choose: absent, it matches nothing; alone, it stays
+    present = []
+    for t in terms:
+        df = conn.execute("SELECT count(*) FROM segment_fts WHERE segment_fts MATCH ?",
+                          (fts_query([t]),)).fetchone()[0]
+        if df:
+            present.append((t, df))
+    if not present:
+        return []
+    # max(id) is at least the number of indexed segments, so 2 df >= it means a floored IDF
+    top = conn.execute("SELECT max(id) FROM segment").fetchone()[0] or 0
+    return [t for t, df in present if 2 * df < top] or [t for t, _ in present]
 
 
 def keyword(conns: list[sqlite3.Connection], terms: list[str], filters: Filters = Filters(),
             limit: int = CANDIDATES) -> list[tuple[Seg, int]]:
-    """BM25 hits for `terms` that pass `filters`, best first, with their shard index."""
+    """BM25 hits for `terms` that pass `filters`, best first, with their shard index.
+
+    Segments holding every (weighted) term are ranked first, and the OR of the terms only when
+    the whole guild has fewer than `limit` of those. Every segment a query matches gets scored,
+    so the cost follows the posting lists: an OR of two words each in 8% of a month's segments
+    scores 16% of them, their AND under 1%. A segment with all the words outscores one with
+    some unless their IDFs differ a lot, so `limit` AND hits are the OR's best too, or nearly;
+    with fewer, the OR ranks as it always did. FTS5 ranks an AND; one word or an OR, which can
+    match a tenth of a shard, bm25.rank scores from the postings, with the same scores.
+
+    BM25 is negated so higher is better; shards score with their own statistics, which is
+    close enough to merge months of one guild.
+    """
+    return _keyword(conns, scopes(conns, filters), terms, limit)
+
+
+def _keyword(conns: list[sqlite3.Connection], scoped: list[Scope | None], terms: list[str],
+             limit: int) -> list[tuple[Seg, int]]:
     if not terms:
         return []
-    hits = []
-    query = fts_query(terms)
-    for i, conn in enumerate(conns):
-        where, params = filters.sql(conn)
-        if where == "1":
-            rows = conn.execute(_UNFILTERED_SEARCH, [query, limit])
-        else:
-            rows = conn.execute(_FILTERED_SEARCH.format(where=where), [query, *params, limit])
-        hits += [(seg(row, -row[10]), i) for row in rows]
-    hits.sort(key=lambda h: -h[0].score)
-    return hits[:limit]
+    plans = [(i, scope, weighted_terms(conns[i], terms)) for i, scope in enumerate(scoped)
+             if scope is not None]
+    plans = [plan for plan in plans if plan[2]]
+
+    def rank(i: int, scope: Scope, live: list[str], op: str) -> list[tuple[int, float]]:
+        if op == "OR" or len(live) == 1:
+            found = bm25.rank(conns[i], live, limit, _keeper(conns[i], scope))
+            if found is not None:
+                return found
+        sql, params = _ranking(scope)
+        return [(r[0], -r[1])
+                for r in conns[i].execute(sql, [fts_query(live, op), *params, limit])]
+
+    ranked = {i: rank(i, scope, live, "AND") for i, scope, live in plans}
+    if sum(map(len, ranked.values())) < limit:
+        for i, scope, live in plans:
+            if len(live) > 1:
+                ranked[i] = rank(i, scope, live, "OR")
+    merged = [(score, i, sid) for i, rows in ranked.items() for sid, score in rows]
+    merged.sort(key=lambda h: -h[0])
+    return _hydrate(conns, merged[:limit])
 
 
 def dense(conns: list[sqlite3.Connection], qvec: np.ndarray, model: str,
           filters: Filters = Filters(), limit: int = CANDIDATES) -> list[tuple[Seg, int]]:
     """Nearest segments by cosine (as `score`) that pass `filters`, best first."""
+    return _dense(conns, scopes(conns, filters), qvec, model, limit)
+
+
+def _dense(conns: list[sqlite3.Connection], scoped: list[Scope | None], qvec: np.ndarray,
+           model: str, limit: int) -> list[tuple[Seg, int]]:
     found: list[tuple[float, int, int]] = []
-    for i, conn in enumerate(conns):
+    for i, (conn, scope) in enumerate(zip(conns, scoped, strict=True)):
+        if scope is None:
+            continue
         for sid, sim in vectors.search(
-                conn, qvec, model, limit, speakers=filters.speaker_ids(conn),
-                after=filters.after, before=filters.before,
-                sessions=list(filters.sessions) or None):
+                conn, qvec, model, limit,
+                speakers=None if scope.speakers is None else list(scope.speakers),
+                after=scope.after, before=scope.before,
+                sessions=None if scope.sessions is None else list(scope.sessions)):
             found.append((sim, sid, i))
     found.sort(reverse=True)
-    found = found[:limit]
-    out = []
-    for sim, sid, i in found:
-        row = conns[i].execute(SELECT + " WHERE s.id = ?", (sid,)).fetchone()
-        if row is not None:
-            out.append((seg(row, sim), i))
-    return out
+    return _hydrate(conns, [(sim, i, sid) for sim, sid, i in found[:limit]])
 
 
 @dataclass
@@ -287,9 +420,10 @@ def fuse(rankings: list[list[tuple[Seg, int]]], k: int = RRF_K) -> list[Hit]:
 def hybrid(conns: list[sqlite3.Connection], terms: list[str], qvec: np.ndarray | None = None,
            model: str = "", filters: Filters = Filters(), limit: int = CANDIDATES) -> list[Hit]:
     """BM25 and (when a query vector is given) dense rankings, fused by rank."""
-    rankings = [keyword(conns, terms, filters, limit)]
+    scoped = scopes(conns, filters)
+    rankings = [_keyword(conns, scoped, terms, limit)]
     if qvec is not None:
-        rankings.append(dense(conns, qvec, model, filters, limit))
+        rankings.append(_dense(conns, scoped, qvec, model, limit))
     return fuse(rankings)
 
 

@@ -128,7 +128,9 @@ def test_hamming_prefilter_keeps_the_true_neighbour(monkeypatch):
     vecs = rng.normal(size=(3000, 384)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     codes = embeddings.sign_code(vecs)
-    conn.executemany("INSERT INTO segment VALUES (?, 0, 1, 1, 's')", [(i,) for i in range(3000)])
+    # speakers 1 and 2 take turns, so a speaker filter still leaves more than RESCORE rows
+    conn.executemany("INSERT INTO segment VALUES (?, 0, 1, ?, 's')",
+                     [(i, 1 + i % 2) for i in range(3000)])
     conn.executemany("INSERT INTO embedding VALUES (?, 'm', ?, ?)",
                      [(i, embeddings.to_blob(v), codes[i].tobytes()) for i, v in enumerate(vecs)])
     q = vecs[1234] + rng.normal(scale=0.03, size=384).astype(np.float32)
@@ -136,6 +138,10 @@ def test_hamming_prefilter_keeps_the_true_neighbour(monkeypatch):
     found = vectors.search(conn, q, "m", 5)
     assert found[0][0] == 1234
     assert found[0][1] == pytest.approx(float(vecs[1234] @ q), abs=2e-3)
+    # filtered, the Hamming pass runs on the speaker's rows and must map back to their ids
+    assert vectors.search(conn, q, "m", 5, speakers=[1])[0][0] == 1234
+    other = vectors.search(conn, q, "m", 5, speakers=[2])
+    assert len(other) == 5 and all(i % 2 == 1 for i, _ in other)
     vectors.forget()
 
 
