@@ -2,7 +2,8 @@
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/answer_latency.py [--hours 10 100 1000] [--dir D]
 
-Shards are written directly with sqlite3 (same schema: created by `migrate`), one per month, at
+Shards are written directly with sqlite3 (same schema: created by `migrate`), per month and split
+into parts of `--part-mb` (`HOMELABPI_SHARD_PART_MB`) as the index function splits them, at
 ~450 segments an hour (8 s segments of ~20 words, five speakers, word timings included).
 Corpus embeddings are random unit vectors, because embedding 1,000 hours with MiniLM on two cores
 takes hours; the dense search cost does not depend on what the vectors hold. The query
@@ -63,12 +64,34 @@ def _words(rng: random.Random) -> list[str]:
             for _ in range(n)]
 
 
-def build(root: Path, hours: float, seed: int = 7) -> dict:
-    """Write shards for `hours` of talk under `root`; returns counts."""
+def _new_part(shards, guild: str, name: str):
+    """A part created with the real schema, then opened for bulk inserts."""
     import sqlite3
 
+    shards.writer(guild, name)  # creates the schema through migrate()
+    shards.close()
+    conn = sqlite3.connect(shards.path(guild, name))
+    conn.execute("PRAGMA journal_mode=wal")
+    conn.execute("PRAGMA synchronous=off")
+    conn.execute("INSERT OR IGNORE INTO guild (id) VALUES (?)", (guild,))
+    conn.execute("INSERT INTO channel (guild_id, name, discord_id) VALUES (?, 'lab', '')",
+                 (guild,))
+    for sp in SPEAKERS:
+        conn.execute("INSERT INTO speaker (guild_id, name, discord_id) VALUES (?, ?, '')",
+                     (guild, sp))
+    return conn
+
+
+def _close(conn) -> None:
+    conn.commit()
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+
+
+def build(root: Path, hours: float, part_bytes: int, seed: int = 7) -> dict:
+    """Write shards for `hours` of talk under `root`; returns counts."""
     from homelabpi import embeddings
-    from homelabpi.index.shards import Shards
+    from homelabpi.index.shards import Shards, shard_name
 
     rng = random.Random(seed)
     nrng = np.random.default_rng(seed)
@@ -76,25 +99,21 @@ def build(root: Path, hours: float, seed: int = 7) -> dict:
     n_sessions = max(1, int(hours / SESSION_HOURS))
     per_session = int(SESSION_HOURS * 3600 / SEG_SECONDS)
     months = min(12, max(1, int(hours // 80) or 1))
-    shards = Shards(root)
+    shards = Shards(root, part_bytes=part_bytes)
     t0 = time.perf_counter()
     total = 0
     for m in range(months):
         month = f"2026-{m + 1:02d}"
-        db = shards.writer(guild, month)  # creates the schema through migrate()
-        path = shards.path(guild, month)
-        shards.close()
-        conn = sqlite3.connect(path)
-        conn.execute("PRAGMA journal_mode=wal")
-        conn.execute("PRAGMA synchronous=off")
-        conn.execute("INSERT OR IGNORE INTO guild (id) VALUES (?)", (guild,))
-        conn.execute("INSERT INTO channel (guild_id, name, discord_id) VALUES (?, 'lab', '')",
-                     (guild,))
-        for sp in SPEAKERS:
-            conn.execute("INSERT INTO speaker (guild_id, name, discord_id) VALUES (?, ?, '')",
-                         (guild, sp))
+        part = 1
+        conn = _new_part(shards, guild, month)
         sessions_here = [s for s in range(n_sessions) if s % months == m]
         for s in sessions_here:
+            size = (conn.execute("PRAGMA page_count").fetchone()[0]
+                    * conn.execute("PRAGMA page_size").fetchone()[0])
+            if size >= part_bytes:  # full: the next session goes to a new part, as in the indexer
+                _close(conn)
+                part += 1
+                conn = _new_part(shards, guild, shard_name(month, part))
             start = datetime(2026, m + 1, 1 + (s // months) % 27, 18, tzinfo=UTC).timestamp()
             sid = f"s-{m:02d}-{s:05d}"
             conn.execute("INSERT INTO session VALUES (?, ?, 1, ?, ?)",
@@ -108,7 +127,7 @@ def build(root: Path, hours: float, seed: int = 7) -> dict:
                     (f"transcripts/{guild}/{sid}/c{k}.json", f"audio/{guild}/{sid}/c{k}.ogg", sid,
                      k + 1, start, SESSION_HOURS * 3600, time.time()))
                 clip_ids.append(cur.lastrowid)
-            rows, vec_rows = [], []
+            rows = []
             for j in range(per_session):
                 k = rng.randrange(len(SPEAKERS))
                 off = j * SEG_SECONDS
@@ -131,12 +150,9 @@ def build(root: Path, hours: float, seed: int = 7) -> dict:
             conn.executemany("INSERT INTO embedding (segment_id, model, vector, code) "
                              "VALUES (?, ?, ?, ?)", vec_rows)
             total += per_session
-        conn.commit()
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.close()
-        del db
-    return {"segments": total, "months": months, "sessions": n_sessions,
-            "build_s": round(time.perf_counter() - t0, 1)}
+        _close(conn)
+    return {"segments": total, "months": months, "shards": len(shards.names(guild)),
+            "sessions": n_sessions, "build_s": round(time.perf_counter() - t0, 1)}
 
 
 def full_size_reader(dest: Path) -> Path:
@@ -161,7 +177,8 @@ def measure(root: Path, reader_dir: Path, rounds: int) -> dict:
     """Latencies in this (fresh) process: cold first question, then warm p50/p95."""
     from homelabpi import answer as answering
     from homelabpi import embeddings, reader, retrieval
-    from homelabpi.index.shards import Shards
+    from homelabpi.index.readers import ReaderPool
+    from homelabpi.index.shards import Shards, open_readonly
     from homelabpi.settings import Settings
 
     settings = Settings(data_dir=root, torch_threads=int(os.environ.get("BENCH_THREADS", "2")))
@@ -172,26 +189,21 @@ def measure(root: Path, reader_dir: Path, rounds: int) -> dict:
     shards = Shards(root)
     now = datetime(2026, 12, 31, tzinfo=UTC)
 
+    # Connections are lent by the pool the answer function uses (`Runtime.guild_readers`).
+    pool = ReaderPool(open_readonly)
+
     def retrieve(text: str) -> list:
-        conns = shards.readers("bench")
-        try:
+        with pool.borrow(shards.paths("bench")) as conns:
             q = answering.understand(conns, text, now=now)
             qvec = emb.encode_one(q.topic or q.text)
             hits = retrieval.hybrid(conns, q.terms, qvec, emb.name, q.filters, 20)
             return retrieval.passages(conns, hits, 5)
-        finally:
-            for c in conns:
-                c.close()
 
     def ask(text: str, with_reader: bool) -> dict:
-        conns = shards.readers("bench")
-        try:
+        with pool.borrow(shards.paths("bench")) as conns:
             q = answering.understand(conns, text, now=now)
             return answering.answer(conns, q, embedder=emb, reader=rdr if with_reader else None,
                                     min_score=0.0).as_dict()
-        finally:
-            for c in conns:
-                c.close()
 
     t = time.perf_counter()
     retrieve(QUESTIONS[0])
@@ -228,6 +240,8 @@ def main() -> None:
     ap.add_argument("--hours", type=float, nargs="+", default=[10, 100, 1000])
     ap.add_argument("--dir", type=Path, help="Keep shards here (reused when present).")
     ap.add_argument("--rounds", type=int, default=60)
+    ap.add_argument("--part-mb", type=float, default=None,
+                    help="shard part size (default: HOMELABPI_SHARD_PART_MB's default, 64)")
     ap.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--reader", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -237,12 +251,15 @@ def main() -> None:
     base = args.dir or Path(tempfile.mkdtemp(prefix="homelabpi-bench-"))
     reader_dir = full_size_reader(base / "reader")
     print(f"torch threads: {os.environ.get('BENCH_THREADS', '2')}; shards under {base}")
+    from homelabpi.settings import Settings
+
+    part_mb = args.part_mb or Settings().shard_part_mb
     for hours in args.hours:
-        root = base / f"{hours:g}h"
+        root = base / f"{hours:g}h-{part_mb:g}mb"
         if not (root / "bench").is_dir():
-            info = build(root, hours)
-            print(f"{hours:g} h: built {info['segments']} segments in {info['months']} shard(s) "
-                  f"in {info['build_s']} s")
+            info = build(root, hours, int(part_mb * 2**20))
+            print(f"{hours:g} h: built {info['segments']} segments in {info['months']} month(s), "
+                  f"{info['shards']} shard file(s), in {info['build_s']} s")
         size = sum(p.stat().st_size for p in root.rglob("*.sqlite3")) / 1e6
         res = subprocess.run([sys.executable, __file__, "--measure", str(root), "--reader",
                               str(reader_dir), "--rounds", str(args.rounds)],

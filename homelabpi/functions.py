@@ -100,10 +100,9 @@ def answer(body: bytes, rt: Runtime) -> Result:
                        '{"question": "…", "guild": "…"}')
     op = req.get("op", "ask")
     if op == "transcript" and not req.get("guild"):
-        return 200, reads.transcript(str(req.get("session", "")), rt.guilds(), rt.open_guild)
+        return 200, reads.transcript(str(req.get("session", "")), rt.guilds(), rt.guild_readers)
     guild = validate_id(str(req.get("guild", "")), "guild")
-    conns = rt.open_guild(guild)
-    try:
+    with rt.guild_readers(guild) as conns:
         if op == "ask":
             return 200, _ask(rt, conns, guild, req)
         if op == "search":
@@ -112,7 +111,7 @@ def answer(body: bytes, rt: Runtime) -> Result:
         if op == "sessions":
             return 200, {"sessions": reads.sessions(conns)}
         if op == "transcript":
-            return 200, reads.transcript(str(req.get("session", "")), [guild], rt.open_guild)
+            return 200, reads.transcript(str(req.get("session", "")), [guild], rt.guild_readers)
         if op == "status":
             return 200, {"clips": reads.clip_status(conns, [str(k) for k in req.get("keys", [])])}
         if op == "queries":
@@ -122,9 +121,6 @@ def answer(body: bytes, rt: Runtime) -> Result:
             return 200, reads.speaker_clips(conns, speaker)
         raise BadInput(f"unknown op {op!r}; use ask, search, sessions, transcript, status, "
                        "queries or clips")
-    finally:
-        for c in conns:
-            c.close()
 
 
 def _ask(rt: Runtime, conns: list, guild: str, req: dict) -> dict:

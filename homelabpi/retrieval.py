@@ -377,16 +377,18 @@ def dense(conns: list[sqlite3.Connection], qvec: np.ndarray, model: str,
 
 def _dense(conns: list[sqlite3.Connection], scoped: list[Scope | None], qvec: np.ndarray,
            model: str, limit: int) -> list[tuple[Seg, int]]:
+    lists: list[vectors.Shortlist | None] = []
+    for conn, scope in zip(conns, scoped, strict=True):
+        lists.append(None if scope is None else vectors.shortlist(
+            conn, qvec, model,
+            speakers=None if scope.speakers is None else list(scope.speakers),
+            after=scope.after, before=scope.before,
+            sessions=None if scope.sessions is None else list(scope.sessions)))
     found: list[tuple[float, int, int]] = []
-    for i, (conn, scope) in enumerate(zip(conns, scoped, strict=True)):
-        if scope is None:
-            continue
-        for sid, sim in vectors.search(
-                conn, qvec, model, limit,
-                speakers=None if scope.speakers is None else list(scope.speakers),
-                after=scope.after, before=scope.before,
-                sessions=None if scope.sessions is None else list(scope.sessions)):
-            found.append((sim, sid, i))
+    for i, ids in enumerate(vectors.best(lists)):
+        if ids:
+            found += [(sim, sid, i) for sid, sim in vectors.exact(conns[i], ids, qvec,
+                                                                   lists[i].dim)]
     found.sort(reverse=True)
     return _hydrate(conns, [(sim, i, sid) for sim, sid, i in found[:limit]])
 

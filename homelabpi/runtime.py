@@ -12,6 +12,8 @@ import dataclasses
 import logging
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
@@ -79,20 +81,21 @@ class Runtime:
     def open_shard(self, path: Path) -> sqlite3.Connection:
         return open_readonly(path, immutable=self.remote)
 
-    def open_guild(self, guild: str) -> list[sqlite3.Connection]:
-        """Read-only connections to every shard of `guild` (the caller closes them).
+    @cached_property
+    def _readers(self):
+        from homelabpi.index.readers import ReaderPool
+
+        return ReaderPool(self.open_shard)
+
+    @contextmanager
+    def guild_readers(self, guild: str) -> Iterator[list[sqlite3.Connection]]:
+        """Read-only connections to every shard of `guild`, lent for the `with` block.
 
         A shard the index is creating this very moment has no schema yet (its migration is one
         transaction, so `user_version` is 0 until it commits): it is skipped, not an error.
         """
-        conns = []
-        for path in self.shard_paths(guild):
-            conn = self.open_shard(path)
-            if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
-                conn.close()
-                continue
-            conns.append(conn)
-        return conns
+        with self._readers.borrow(self.shard_paths(guild)) as conns:
+            yield [c for c in conns if c.execute("PRAGMA user_version").fetchone()[0] != 0]
 
     def guilds(self) -> list[str]:
         if not self.remote:
@@ -120,6 +123,8 @@ class Runtime:
 
     def close(self) -> None:
         self.shards.close()
+        if "_readers" in self.__dict__:
+            self._readers.close()
 
 
 _current: Runtime | None = None

@@ -11,6 +11,10 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+# Big enough that a year of a busy guild stays a few dozen files (each costs every question a
+# little), small enough that publishing one part after a clip stays well under a second.
+SHARD_PART_MB = 64.0
+
 
 def _default_data_dir() -> str:
     home_share = os.path.join(os.path.expanduser("~"), ".local", "share")
@@ -60,7 +64,7 @@ class Settings:
         metadata={"env": "HOMELABPI_LOG_LEVEL", "doc": "DEBUG, INFO, WARNING or ERROR."},
     )
     shard_part_mb: float = field(
-        default=32.0,
+        default=SHARD_PART_MB,
         metadata={"env": "HOMELABPI_SHARD_PART_MB", "doc": "Size at which a month's index shard "
                   "starts a new part. On the cluster, the index publishes (and answer replicas "
                   "fetch) one part per write, so this bounds that cost in a busy month."},
@@ -160,7 +164,7 @@ class Settings:
     def shard_part_bytes(self) -> int:
         if self.shard_part_mb <= 0:
             raise ValueError(f"HOMELABPI_SHARD_PART_MB={self.shard_part_mb} must be above 0 "
-                             "(the default is 32)")
+                             f"(the default is {SHARD_PART_MB:g})")
         return int(self.shard_part_mb * 1024 * 1024)
 
     @property

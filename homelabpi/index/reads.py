@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from homelabpi import retrieval
 from homelabpi.errors import NotFound
@@ -45,18 +46,19 @@ def sessions(conns: list[sqlite3.Connection]) -> list[dict]:
 
 
 def transcript(session: str, guilds: list[str],
-               open_guild: Callable[[str], list[sqlite3.Connection]]) -> dict:
+               guild_readers: Callable[[str], AbstractContextManager[list[sqlite3.Connection]]]
+               ) -> dict:
     """A session's segments across speakers in time order, from the first guild that has it.
 
-    `open_guild` opens a guild's shards, so a session id given without its guild (the CLI
+    `guild_readers` lends a guild's shards, so a session id given without its guild (the CLI
     allows that) is looked for one guild at a time, never in two guilds at once.
     """
     validate_id(session, "session")
     segments: list[tuple[float, int, dict]] = []
     for guild in guilds:
         started: list[float] = []
-        for conn in open_guild(guild):
-            try:
+        with guild_readers(guild) as conns:
+            for conn in conns:
                 started += [r[0] for r in conn.execute(
                     "SELECT started_at FROM session WHERE id = ?", (session,))]
                 for row in conn.execute(retrieval.SELECT + " WHERE s.session_id = ?", (session,)):
@@ -65,8 +67,6 @@ def transcript(session: str, guilds: list[str],
                         "speaker": seg.speaker, "start": retrieval.iso_epoch(seg.start),
                         "end": retrieval.iso_epoch(seg.end), "text": seg.text,
                         "words": seg.words}))
-            finally:
-                conn.close()
         if segments:
             segments.sort(key=lambda s: s[:2])
             return {"session": session, "guild": guild,

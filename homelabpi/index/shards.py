@@ -22,12 +22,13 @@ from peewee import SqliteDatabase
 
 from homelabpi.index.schema import migrate
 from homelabpi.keys import validate_id
+from homelabpi.settings import SHARD_PART_MB
 
 SUFFIX = ".sqlite3"
 # "2026-11" is a month's first part; "2026-11.2" its second. Part 1 never carries a number, so
 # a month that never filled one part has the same name it always had.
 NAME = re.compile(r"^(?P<month>\d{4}-(0[1-9]|1[0-2]))(\.(?P<part>[2-9]|[1-9]\d+))?$")
-DEFAULT_PART_BYTES = 32 * 1024 * 1024
+DEFAULT_PART_BYTES = int(SHARD_PART_MB * 1024 * 1024)
 PRAGMAS = {"journal_mode": "wal", "foreign_keys": 1, "synchronous": "normal",
            "busy_timeout": 5000}
 

@@ -145,6 +145,21 @@ def test_hamming_prefilter_keeps_the_true_neighbour(monkeypatch):
     vectors.forget()
 
 
+def test_exact_rescoring_is_budgeted_per_question_not_per_shard():
+    """The best sign scores of all shards together get an exact cosine: a month split into
+    many parts reads no more vectors than one file would."""
+    def sl(ids, scores):
+        return vectors.Shortlist(np.array(ids), np.array(scores, dtype=np.float32), 384)
+
+    lists = [sl([1, 2, 3], [9.0, 1.0, 5.0]), None, sl([7, 8], [8.0, 5.0]), sl([], [])]
+    picked = vectors.best(lists, k=3)
+    assert sum(len(p) for p in picked) == 3 and 1 in picked[0] and picked[2][0] == 7
+    # ties at the cut are shared out up to the budget: 3 or 8-with-5.0, never both
+    assert sorted(i for p in picked for i in p if i in (3, 8)) in ([3], [8])
+    assert vectors.best(lists, k=100) == [[1, 2, 3], [], [7, 8], []]
+    assert vectors.best([None, None]) == [[], []]
+
+
 def test_rrf_rewards_agreement_between_rankers():
     def s(i):
         return Seg(i, "s", "A", "c", float(i), i + 1.0, f"t{i}", "k")
