@@ -91,7 +91,7 @@ def _close(conn) -> None:
 def build(root: Path, hours: float, part_bytes: int, seed: int = 7) -> dict:
     """Write shards for `hours` of talk under `root`; returns counts."""
     from homelabpi import embeddings
-    from homelabpi.index.shards import Shards, shard_name
+    from homelabpi.index.shards import Shards, content_bytes, shard_name
 
     rng = random.Random(seed)
     nrng = np.random.default_rng(seed)
@@ -108,9 +108,7 @@ def build(root: Path, hours: float, part_bytes: int, seed: int = 7) -> dict:
         conn = _new_part(shards, guild, month)
         sessions_here = [s for s in range(n_sessions) if s % months == m]
         for s in sessions_here:
-            size = (conn.execute("PRAGMA page_count").fetchone()[0]
-                    * conn.execute("PRAGMA page_size").fetchone()[0])
-            if size >= part_bytes:  # full: the next session goes to a new part, as in the indexer
+            if content_bytes(conn) >= part_bytes:  # full: the next session opens a new part
                 _close(conn)
                 part += 1
                 conn = _new_part(shards, guild, shard_name(month, part))

@@ -45,7 +45,7 @@ from homelabpi.asr import Word  # noqa: E402
 from homelabpi.index import indexer  # noqa: E402
 from homelabpi.index.publish import publish  # noqa: E402
 from homelabpi.index.replica import ShardCache  # noqa: E402
-from homelabpi.index.shards import Shards, open_readonly  # noqa: E402
+from homelabpi.index.shards import Shards, content_bytes, open_readonly  # noqa: E402
 from homelabpi.settings import Settings  # noqa: E402
 from homelabpi.transcripts import ClipInfo, document, segments_from_words  # noqa: E402
 
@@ -101,11 +101,6 @@ def add_clip(con, rng, channel, speaker, clip_no, clip_seconds=60.0):
                      for sid in range(last - len(rows) + 1, last + 1)])
 
 
-def _size(con: sqlite3.Connection) -> int:
-    return (con.execute("PRAGMA page_count").fetchone()[0]
-            * con.execute("PRAGMA page_size").fetchone()[0])
-
-
 def build(root: Path, hours: float, part_bytes: int, rng: random.Random) -> tuple[Shards, int]:
     """`hours` of one-minute clips in one month, split into parts as the indexer splits them."""
     shards = Shards(root, part_bytes=part_bytes)
@@ -118,7 +113,7 @@ def build(root: Path, hours: float, part_bytes: int, rng: random.Random) -> tupl
         shards.close()  # the bench fills it itself, through sqlite3
         con = sqlite3.connect(path)
         channel, speaker, _ = _seed(con)
-        while clip < clips and _size(con) < part_bytes:
+        while clip < clips and content_bytes(con) < part_bytes:
             add_clip(con, rng, channel, speaker, clip)
             clip += 1
             if clip % 100 == 0:
@@ -139,12 +134,12 @@ def fill_until_nearly_full(shards: Shards, rng: random.Random, first_clip: int) 
     clip_bytes = 0
     clip = first_clip
     while True:
-        before = _size(con)
+        before = content_bytes(con)
         if before + 2 * max(clip_bytes, 4096) >= shards.part_bytes:
             break
         add_clip(con, rng, channel, speaker, clip)
         clip += 1
-        clip_bytes = max(clip_bytes, _size(con) - before)
+        clip_bytes = max(clip_bytes, content_bytes(con) - before)
     con.commit()
     con.close()
     return clip

@@ -51,33 +51,39 @@ def index_transcript(shards: Shards, key: str, etag: str, doc: dict,
     started = parse_time(doc["started_at"]).timestamp()
     month = month_of(started)
     with shards.lock:
-        found = _find(shards, guild, month, Clip, key)
-        if found is not None and found[1].etag == etag:
-            return Indexed(key, "unchanged", guild, found[0])
+        place = _place(shards, guild, month, Clip, key, etag)
+    if place.unchanged:
+        return Indexed(key, "unchanged", guild, place.shard)
     vectors = _embed(embedder, [seg["text"] for seg in doc["segments"]])
     with shards.lock:
-        found = _find(shards, guild, month, Clip, key)
-        if found is not None and found[1].etag == etag:
-            return Indexed(key, "unchanged", guild, found[0])
-        # A new version replaces the old rows where they are, so a full part changes only
-        # when one of its own transcripts does.
-        shard = found[0] if found is not None else shards.open_part(guild, month)
-        db = shards.writer(guild, shard)
+        place = _place(shards, guild, month, Clip, key, etag)  # again: the lock was let go
+        if place.unchanged:
+            return Indexed(key, "unchanged", guild, place.shard)
+        db = shards.writer(guild, place.shard)
         with db.bind_ctx(MODELS), db.atomic():
             rows = _write_transcript(db, guild, key, etag, doc, started, vectors, embedder)
-    outcome = "replaced" if found is not None else "indexed"
-    log.info("%s %s (etag %s): %d segments into %s/%s", outcome, key, etag, rows, guild, shard)
-    return Indexed(key, outcome, guild, shard, rows)
+    outcome = "replaced" if place.existing else "indexed"
+    log.info("%s %s (etag %s): %d segments into %s/%s", outcome, key, etag, rows, guild,
+             place.shard)
+    return Indexed(key, outcome, guild, place.shard, rows)
 
 
-def _find(shards: Shards, guild: str, month: str, model, key: str):
-    """(shard, row) of the object `key` among the month's parts, or None."""
+@dataclass(frozen=True)
+class _Place:
+    shard: str
+    existing: bool  # a version of the object is in `shard`
+    unchanged: bool  # ... and it has this eTag
+
+
+def _place(shards: Shards, guild: str, month: str, model, key: str, etag: str) -> _Place:
+    """Where the object's rows go: the part holding an older version (so a full part changes
+    only when one of its own objects does), else the month's open part."""
     for name in shards.parts(guild, month):
         with shards.writer(guild, name).bind_ctx(MODELS):
             row = model.get_or_none(model.key == key)
         if row is not None:
-            return name, row
-    return None
+            return _Place(name, True, row.etag == etag)
+    return _Place(shards.open_part(guild, month), False, False)
 
 
 def _write_transcript(db, guild: str, key: str, etag: str, doc: dict, started: float,
@@ -168,24 +174,23 @@ def remove_transcript(shards: Shards, key: str, guild: str) -> Indexed:
 
 def index_query(shards: Shards, key: str, etag: str, doc: dict) -> Indexed:
     guild = doc["guild"]
-    month = month_of(parse_time(doc["asked_at"]).timestamp())
+    asked = parse_time(doc["asked_at"]).timestamp()
     with shards.lock:
-        found = _find(shards, guild, month, Query, key)
-        if found is not None and found[1].etag == etag:
-            return Indexed(key, "unchanged", guild, found[0])
-        shard = found[0] if found is not None else shards.open_part(guild, month)
-        db = shards.writer(guild, shard)
+        place = _place(shards, guild, month_of(asked), Query, key, etag)
+        if place.unchanged:
+            return Indexed(key, "unchanged", guild, place.shard)
+        db = shards.writer(guild, place.shard)
         with db.bind_ctx(MODELS), db.atomic():
             Guild.insert(id=guild).on_conflict_ignore().execute()
             Query.replace(
                 id=doc["id"], key=key, etag=etag, question=doc["question"],
                 answer=doc["answer"], confidence=float(doc.get("confidence", 0.0)),
                 citations=doc.get("citations", []), mode=doc.get("mode", ""),
-                asker=doc.get("asker") or "", asked_at=parse_time(doc["asked_at"]).timestamp(),
+                asker=doc.get("asker") or "", asked_at=asked,
                 latency_ms=int(doc.get("latency_ms", 0)), thread=str(doc.get("thread") or ""),
                 resolved=doc.get("resolved") or {}).execute()
-    log.info("logged query %s into %s/%s", key, guild, shard)
-    return Indexed(key, "replaced" if found else "indexed", guild, shard)
+    log.info("logged query %s into %s/%s", key, guild, place.shard)
+    return Indexed(key, "replaced" if place.existing else "indexed", guild, place.shard)
 
 
 def _get_or_create(model, *, extra: dict | None = None, **where):

@@ -147,9 +147,21 @@ def restore_month(store: ObjectStore, guild: str, month: str | None,
     return restored
 
 
-def published_shards(store: ObjectStore, guild: str) -> list[str]:
-    """Names of the shards published for `guild`, oldest first (only that guild's prefix)."""
+def published(store: ObjectStore, guild: str) -> dict[str, str]:
+    """The shards published for `guild`, name → eTag, listing only that guild's prefix.
+
+    Anything else under the prefix (a stray object, a `.bak`) is not a shard and never opened.
+    """
     prefix = f"index/{validate_id(guild, 'guild')}/"
-    names = {name for obj in store.list(prefix)
-             if "/" not in obj.key[len(prefix):] and (name := name_of_file(obj.key[len(prefix):]))}
-    return sort_names(names)
+    out: dict[str, str] = {}
+    for obj in store.list(prefix):
+        rest = obj.key[len(prefix):]
+        name = None if "/" in rest else name_of_file(rest)
+        if name is not None:
+            out[name] = obj.etag
+    return out
+
+
+def published_shards(store: ObjectStore, guild: str) -> list[str]:
+    """Names of the shards published for `guild`, oldest first."""
+    return sort_names(published(store, guild))

@@ -16,8 +16,9 @@ import threading
 from pathlib import Path
 
 from homelabpi.errors import NotFound
-from homelabpi.index.shards import SUFFIX, name_of_file, sort_names
-from homelabpi.keys import validate_id
+from homelabpi.index.publish import published
+from homelabpi.index.shards import SUFFIX, sort_names
+from homelabpi.keys import shard_key, validate_id
 from homelabpi.store import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -55,35 +56,27 @@ class ShardCache:
         this cache last fetched (or the file is gone); drops shards no longer published.
         """
         guild = validate_id(guild, "guild")
-        prefix = f"index/{guild}/"
         gdir = self._guild_dir(guild)
         with self._lock:
             gdir.mkdir(parents=True, exist_ok=True)
             state = self._load_state(gdir)
-            listed: dict[str, str] = {}
-            for obj in self.store.list(prefix):
-                rest = obj.key[len(prefix):]
-                name = None if "/" in rest else name_of_file(rest)
-                if name is None:
-                    continue  # not a shard (e.g. a stray object): never opened
-                listed[name] = obj.etag
+            listed = published(self.store, guild)
             for name in sort_names(listed):
                 path = gdir / f"{name}{SUFFIX}"
                 if state.get(name) == listed[name] and path.is_file():
                     continue
                 try:
-                    info = self.store.get_file(f"{prefix}{name}{SUFFIX}", path)
+                    info = self.store.get_file(shard_key(guild, name), path)
                 except NotFound:
                     # Deleted between list and get: forget it rather than fail the question.
                     listed.pop(name)
                     continue
                 state[name] = info.etag
                 self.downloads += 1
-                log.info("fetched shard %s%s%s (etag %s, %d bytes)", prefix, name, SUFFIX,
-                         info.etag, info.size)
+                log.info("fetched shard %s (etag %s, %d bytes)", info.key, info.etag, info.size)
             for name in sorted(set(state) - set(listed)):
                 (gdir / f"{name}{SUFFIX}").unlink(missing_ok=True)
                 state.pop(name)
-                log.info("dropped shard %s%s%s: no longer published", prefix, name, SUFFIX)
+                log.info("dropped shard %s: no longer published", shard_key(guild, name))
             self._save_state(gdir, state)
             return [gdir / f"{n}{SUFFIX}" for n in sort_names(listed)]

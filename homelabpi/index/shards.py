@@ -136,12 +136,9 @@ class Shards:
             return shard_name(month, parse_name(last)[1] + 1)
 
     def size(self, guild: str, name: str) -> int:
-        """Bytes the shard's content takes, counting pages still in its write-ahead log."""
         db = self.writer(guild, name)
         with self.lock:
-            pages = db.execute_sql("PRAGMA page_count").fetchone()[0]
-            page = db.execute_sql("PRAGMA page_size").fetchone()[0]
-        return int(pages) * int(page)
+            return content_bytes(db.connection())
 
     def writer(self, guild: str, name: str) -> SqliteDatabase:
         """The writable connection for a shard, created and migrated on first use."""
@@ -165,6 +162,13 @@ class Shards:
 
     def readers(self, guild: str) -> list[sqlite3.Connection]:
         return [open_readonly(p) for p in self.paths(guild)]
+
+
+def content_bytes(conn: sqlite3.Connection) -> int:
+    """Bytes a shard's content takes, counting pages still in its write-ahead log (the file
+    size alone lags until a checkpoint): what decides that a part is full."""
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    return int(pages) * int(conn.execute("PRAGMA page_size").fetchone()[0])
 
 
 def readonly_uri(path: Path | str, immutable: bool = False) -> str:
