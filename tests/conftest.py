@@ -15,6 +15,28 @@ ROOT = Path(__file__).resolve().parent.parent
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+CLOCK_DIR = Path(__file__).resolve().parent / "clock"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--clock-shift-days", type=float, default=None, metavar="N",
+                     help="Run the suite N days from today (negative: before), this process and "
+                          "every Python subprocess, to show that no test depends on the date.")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    shift = config.getoption("--clock-shift-days")
+    if shift is None or os.environ.get("TEST_CLOCK_SHIFT_DAYS"):
+        return  # no shift asked for, or sitecustomize already moved this process
+    os.environ["TEST_CLOCK_SHIFT_DAYS"] = str(shift)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(CLOCK_DIR), os.environ.get("PYTHONPATH", "")) if p)
+    import datetime
+
+    import time_machine
+
+    when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=shift)
+    time_machine.travel(when, tick=True).start()
 
 
 @pytest.fixture(autouse=True)
