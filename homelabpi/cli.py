@@ -104,11 +104,25 @@ def ingest(paths: tuple[Path, ...], guild: str, channel: str, speaker: str, sess
     from homelabpi.ingest import ingest as run_ingest
 
     start = parse_time(started_at, "--started-at") if started_at else None
-    bar = tqdm(total=len(paths), unit="file", disable=not sys.stderr.isatty() or None,
-               file=sys.stderr, desc="ingest")
+    # One bar in seconds of audio: it moves as a long recording is transcribed, not per file.
+    bar = tqdm(total=0.0, unit="s", unit_scale=False, disable=not sys.stderr.isatty() or None,
+               file=sys.stderr, desc="ingest", bar_format="{desc}: {percentage:3.0f}%|{bar}| "
+               "{n:.0f}/{total:.0f} s of audio [{elapsed}<{remaining}]")
+    done: dict[int, float] = {}
+
+    def moved(clip, seconds: float) -> None:
+        if id(clip) not in done:
+            bar.total += clip.seconds
+            done[id(clip)] = 0.0
+        step = min(seconds, clip.seconds) - done[id(clip)]
+        if step > 0:
+            done[id(clip)] += step
+            bar.update(step)
+        else:
+            bar.refresh()
+
     report = run_ingest(_client(), list(paths), guild=guild, channel=channel, speaker=speaker,
-                        session=session, started_at=start, wait=not no_wait,
-                        progress=lambda r: bar.update(1))
+                        session=session, started_at=start, wait=not no_wait, progress=moved)
     bar.close()
     if as_json:
         _print_json(report.as_dict())

@@ -71,22 +71,21 @@ def _audio() -> Iterator[Check]:
 
 
 def _engine(settings: Settings) -> Iterator[Check]:
-    from homelabpi.asr import load_engine
+    from homelabpi.asr import choose, load_engine
     from homelabpi.audio import Pcm
     from homelabpi.errors import HomeLabPiError
 
     try:
+        choice = choose(settings)
         engine = load_engine(settings)
         engine.transcribe(Pcm(b"\0\0" * 8000))
-        yield Check("speech engine", "ok", engine.name)
     except (HomeLabPiError, ImportError, OSError, RuntimeError) as exc:
         yield Check("speech engine", "fail", str(exc),
-                    "unset HOMELABPI_VOSK_MODEL to use the bundled pocketsphinx engine")
+                    "fix the setting it names, or unset HOMELABPI_ASR_ENGINE, "
+                    "HOMELABPI_WHISPER_MODEL and HOMELABPI_VOSK_MODEL to use the bundled Whisper "
+                    "tiny.en")
         return
-    if settings.vosk_model is None:
-        yield Check("Vosk model", "warn", "not configured: using the bundled pocketsphinx "
-                    "engine, which is less accurate",
-                    "homelabpi models pull vosk, then set HOMELABPI_VOSK_MODEL")
+    yield Check("speech engine", "ok", f"{engine.name}; model {choice.model} ({choice.source})")
 
 
 def _index(settings: Settings) -> Iterator[Check]:

@@ -32,9 +32,11 @@ class ClipResult:
     status: str = "pending"  # indexed, failed, queued, rejected
     error: str | None = None
     transcript: str = field(default="", repr=False)
+    seconds: float = 0.0  # the recording's length, as probed before upload
 
     def as_dict(self) -> dict:
-        return {"key": self.key, "status": self.status, "error": self.error, "path": self.path}
+        return {"key": self.key, "status": self.status, "error": self.error, "path": self.path,
+                "seconds": round(self.seconds, 3)}
 
 
 @dataclass
@@ -50,9 +52,14 @@ class Report:
         return {"session": self.session, "clips": [c.as_dict() for c in self.clips]}
 
 
+# Told (clip, seconds of it done): once with 0 when a file is accepted, as transcription moves
+# through it (in-process), and with its whole length when it is settled (indexed or failed).
+Progress = Callable[[ClipResult, float], None]
+
+
 def ingest(client: Client, paths: list[Path], *, guild: str, channel: str, speaker: str,
            session: str | None = None, started_at: datetime | None = None, wait: bool = True,
-           timeout: float = 3600.0, progress: Callable[[ClipResult], None] | None = None) -> Report:
+           timeout: float = 3600.0, progress: Progress | None = None) -> Report:
     """Upload each file, then (unless `wait` is False) wait until each is indexed or failed."""
     validate_id(guild, "guild")
     session = validate_id(session, "session") if session else new_id("s")
@@ -60,6 +67,10 @@ def ingest(client: Client, paths: list[Path], *, guild: str, channel: str, speak
     store = client.runtime.store
     next_start = started_at
     results: list[ClipResult] = []
+    by_key: dict[str, ClipResult] = {}
+    if progress is not None and not settings.gateway:
+        client.runtime.transcribe_progress = (
+            lambda key, done: progress(by_key[key], done) if key in by_key else None)
     for path in paths:
         result = ClipResult(path=str(path))
         results.append(result)
@@ -71,6 +82,7 @@ def ingest(client: Client, paths: list[Path], *, guild: str, channel: str, speak
                 duration = max(s["end"] for s in segments)
             else:
                 segments, duration = [], audio.probe(path, settings.max_audio_seconds)
+            result.seconds = duration
             start = next_start or _default_start(path, duration)
             if next_start is not None:
                 next_start = next_start + timedelta(seconds=duration)
@@ -91,12 +103,15 @@ def ingest(client: Client, paths: list[Path], *, guild: str, channel: str, speak
                               content_type=mimetypes.guess_type(path.name)[0]
                               or "application/octet-stream")
             result.status = "queued"
+            by_key[result.key] = result
             log.info("ingesting %s as %s", path, result.key)
+            if progress:
+                progress(result, 0.0)
         except (HomeLabPiError, OSError) as exc:
             result.status, result.error = "rejected", str(exc)
             log.warning("not ingesting %s: %s", path, exc)
             if progress:
-                progress(result)
+                progress(result, result.seconds)
             continue
         if not settings.gateway:
             client.deliver_events()  # runs transcribe and index here, one file at a time
@@ -118,7 +133,7 @@ def ingest(client: Client, paths: list[Path], *, guild: str, channel: str, speak
 
 
 def _settle(client: Client, guild: str, pending: list[ClipResult],
-            progress: Callable[[ClipResult], None] | None) -> list[ClipResult]:
+            progress: Progress | None) -> list[ClipResult]:
     """Mark the clips the index has seen; returns those still pending."""
     found = client.status(guild, [r.transcript for r in pending])
     still = []
@@ -130,7 +145,7 @@ def _settle(client: Client, guild: str, pending: list[ClipResult],
         r.status = "indexed" if row["status"] == "ok" else "failed"
         r.error = row["error"]
         if progress:
-            progress(r)
+            progress(r, r.seconds)
     return still
 
 

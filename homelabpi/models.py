@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 
 VOSK_NAME = "vosk-model-small-en-us-0.15"
 VOSK_URL = f"https://alphacephei.com/vosk/models/{VOSK_NAME}.zip"
+# CTranslate2 conversions of OpenAI's Whisper, as faster-whisper publishes them.
+WHISPER_REPO = "Systran/faster-whisper-{size}"
+WHISPER_SIZES = ["tiny.en", "base.en", "small.en", "medium.en", "tiny", "base", "small", "medium"]
+WHISPER_FILES = ["config.json", "model.bin", "tokenizer.json", "vocabulary.*",
+                 "preprocessor_config.json"]
 READER_REPO = "distilbert-base-cased-distilled-squad"
 # What an extractive reader needs; skips the TF/Flax/ONNX duplicates of the weights.
 READER_FILES = ["config.json", "*.safetensors", "tokenizer.json", "tokenizer_config.json",
@@ -57,11 +62,12 @@ def _download(url: str, dest: Path) -> None:
 
 
 def _snapshot_download(repo_id: str, local_dir: Path, allow_patterns: list[str]) -> None:
-    """Hugging Face download (the network boundary for the reader; tests replace it)."""
+    """Hugging Face download (the network boundary for Whisper and the reader; tests replace
+    it)."""
     try:
         from huggingface_hub import snapshot_download
     except ImportError as exc:
-        raise Unavailable("pulling the reader needs huggingface_hub: "
+        raise Unavailable(f"pulling {repo_id} needs huggingface_hub: "
                           "pip install huggingface_hub") from exc
     snapshot_download(repo_id=repo_id, local_dir=str(local_dir), allow_patterns=allow_patterns)
 
@@ -75,10 +81,23 @@ def _safe_extract(zf: zipfile.ZipFile, dest: Path) -> None:
     zf.extractall(dest)
 
 
-def pull(kind: str, dest: Path | str) -> Path:
-    """Download a model into `dest` and return its directory (ready for `push`)."""
+def pull(kind: str, dest: Path | str, size: str = "base.en") -> Path:
+    """Download a model into `dest` and return its directory (ready for `push`).
+
+    `size` picks the Whisper model; tiny.en ships with HomeLabPi already.
+    """
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
+    if kind == "whisper":
+        if size not in WHISPER_SIZES:
+            raise BadInput(f"unknown Whisper size {size!r}; use one of {', '.join(WHISPER_SIZES)}")
+        repo = WHISPER_REPO.format(size=size)
+        target = dest / f"faster-whisper-{size}"
+        _snapshot_download(repo, target, WHISPER_FILES)
+        if not (target / "model.bin").is_file():
+            raise Unavailable(f"the {repo} download has no model.bin")
+        shutil.rmtree(target / ".cache", ignore_errors=True)
+        return target
     if kind == "vosk":
         target = dest / VOSK_NAME
         if (target / "am").is_dir():
@@ -104,7 +123,7 @@ def pull(kind: str, dest: Path | str) -> Path:
             raise Unavailable(f"the {READER_REPO} download has no config.json")
         shutil.rmtree(target / ".cache", ignore_errors=True)  # huggingface_hub bookkeeping
         return target
-    raise BadInput(f"unknown model {kind!r}; use 'vosk' or 'reader'")
+    raise BadInput(f"unknown model {kind!r}; use 'whisper', 'vosk' or 'reader'")
 
 
 # -- push / fetch ----------------------------------------------------------------------------------
@@ -217,12 +236,15 @@ def models_group() -> None:
 
 
 @models_group.command("pull")
-@click.argument("kind", type=click.Choice(["vosk", "reader"]))
+@click.argument("kind", type=click.Choice(["whisper", "vosk", "reader"]))
 @click.option("--dest", type=click.Path(file_okay=False, path_type=Path), default=Path("models"),
               show_default=True, help="Directory to download into.")
-def pull_cmd(kind: str, dest: Path) -> None:
-    """Download the Vosk small en-us model or the DistilBERT SQuAD reader (needs internet)."""
-    path = pull(kind, dest)
+@click.option("--size", type=click.Choice(WHISPER_SIZES), default="base.en", show_default=True,
+              help="Which Whisper model (whisper only).")
+def pull_cmd(kind: str, dest: Path, size: str) -> None:
+    """Download a Whisper model, the Vosk small en-us model or the DistilBERT SQuAD reader
+    (needs internet)."""
+    path = pull(kind, dest, size)
     click.echo(f"{kind} model in {path}")
     click.echo(f"next: homelabpi models push {path} --name {kind}")
 

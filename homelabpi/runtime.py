@@ -8,11 +8,10 @@ and answer replicas read cached copies refreshed by eTag.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -35,15 +34,13 @@ class Runtime:
         self.remote = not isinstance(self.store, LocalStore)
         self.shards = Shards(settings.index_dir, restore=self._restore if self.remote else None,
                              part_bytes=settings.shard_part_bytes)
+        # Told (clip key, seconds done) as a long recording is transcribed in this process:
+        # `ingest` draws its progress bar from it.
+        self.transcribe_progress: Callable[[str, float], None] | None = None
 
     @cached_property
     def engine(self) -> Engine:
-        settings = self.settings
-        if settings.vosk_model is None:
-            model = self.model("vosk")
-            if model is not None:
-                settings = dataclasses.replace(settings, vosk_model=model)
-        return load_engine(settings)
+        return load_engine(self.settings, self.model)
 
     @property
     def embedder(self):

@@ -46,8 +46,10 @@ def transcribe_object(rt: Runtime, key: str) -> dict:
     with tempfile.NamedTemporaryFile(dir=tmp_dir, suffix=Path(key).suffix) as tmp:
         rt.store.get_file(key, tmp.name)
         try:
+            report = rt.transcribe_progress
             words, seconds = engine.transcribe_stream(
-                decode_chunks(Path(tmp.name), key, rt.settings.max_audio_seconds))
+                decode_chunks(Path(tmp.name), key, rt.settings.max_audio_seconds),
+                progress=(lambda done: report(key, done)) if report is not None else None)
         except BadInput as exc:
             _store(rt, tkey, info.etag, document(
                 clip, source_key=key, source_etag=info.etag, kind="audio", engine=engine.name,

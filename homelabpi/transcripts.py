@@ -19,6 +19,9 @@ VERSION = 1
 # A new segment starts after a pause this long, or when a segment grows past this many seconds.
 SEGMENT_GAP_SECONDS = 0.8
 SEGMENT_MAX_SECONDS = 20.0
+# Sentences shorter than this ("Okay.", "Yes, fine.") join a neighbour closer than the pause.
+SEGMENT_MIN_WORDS = 4
+SEGMENT_PAUSE_SECONDS = 1.5
 
 
 @dataclass(frozen=True)
@@ -75,17 +78,75 @@ def parse_time(text: str, what: str = "time") -> datetime:
     return when.astimezone(UTC)
 
 
-def segments_from_words(words: Iterable[Word], speaker: str) -> list[dict]:
-    """Group words into segments at pauses, so a segment reads like one utterance."""
-    segments: list[list[Word]] = []
+def segments_from_words(words: Iterable[Word], speaker: str, language: str = "en") -> list[dict]:
+    """Group words into segments that read like speech: one thought, its own start and end.
+
+    With punctuation (Whisper), a segment is a sentence, or a few short ones ("Yes. Fine, do
+    it."); a long pause or SEGMENT_MAX_SECONDS ends one early. Without (Vosk), pauses decide.
+    """
+    words = list(words)
+    if any(_ends_sentence(w.text) for w in words):
+        groups = _merge_short(_sentences(words, language))
+    else:
+        groups = [words] if words else []
+    return [segment(speaker, ws) for g in groups for ws in _split_long(g)]
+
+
+def _ends_sentence(text: str) -> bool:
+    return text.rstrip("\"')]}”’").endswith((".", "?", "!", "…"))
+
+
+def _sentences(words: list[Word], language: str) -> list[list[Word]]:
+    """Words cut into sentences by sentencex (abbreviations, numbers and IPs stay whole)."""
+    from sentencex import segment as split_sentences
+
+    text = " ".join(w.text for w in words)
+    starts, pos = [], 0
     for w in words:
-        cur = segments[-1] if segments else None
+        starts.append(pos)
+        pos += len(w.text) + 1
+    bounds, pos = [], 0
+    for sentence in split_sentences(language, text):
+        pos += len(sentence)
+        bounds.append(pos)
+    if not bounds or bounds[-1] != len(text):  # the pieces must tile the text to be mapped back
+        return [words]
+    out: list[list[Word]] = [[]]
+    b = 0
+    for w, start in zip(words, starts, strict=True):
+        while start >= bounds[b]:
+            b += 1
+            out.append([])
+        out[-1].append(w)
+    return [ws for ws in out if ws]
+
+
+def _merge_short(sentences: list[list[Word]]) -> list[list[Word]]:
+    """A segment under SEGMENT_MIN_WORDS ("Okay.") takes the next sentence when no pause
+    divides them, so no segment is a lone filler while a thought still reads as its own."""
+    out: list[list[Word]] = []
+    for ws in sentences:
+        prev = out[-1] if out else None
+        if (prev is not None and len(prev) < SEGMENT_MIN_WORDS
+                and ws[0].start - prev[-1].end < SEGMENT_PAUSE_SECONDS
+                and ws[-1].end - prev[0].start <= SEGMENT_MAX_SECONDS):
+            prev.extend(ws)
+        else:
+            out.append(list(ws))
+    return out
+
+
+def _split_long(words: list[Word]) -> list[list[Word]]:
+    """Cut at pauses, and at SEGMENT_MAX_SECONDS however the words run on."""
+    out: list[list[Word]] = []
+    for w in words:
+        cur = out[-1] if out else None
         if (cur is None or w.start - cur[-1].end >= SEGMENT_GAP_SECONDS
                 or w.end - cur[0].start > SEGMENT_MAX_SECONDS):
-            segments.append([w])
+            out.append([w])
         else:
             cur.append(w)
-    return [segment(speaker, ws) for ws in segments]
+    return out
 
 
 def segment(speaker: str, words: list[Word], text: str | None = None) -> dict:

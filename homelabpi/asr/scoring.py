@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def word_errors(reference: list[str], hypothesis: list[str]) -> int:
     """Levenshtein distance in words: substitutions + deletions + insertions."""
@@ -18,3 +20,18 @@ def wer(pairs: list[tuple[list[str], list[str]]]) -> float:
     """Corpus WER over (reference, hypothesis) pairs: total errors / total reference words."""
     errors = sum(word_errors(r, h) for r, h in pairs)
     return errors / max(1, sum(len(r) for r, _ in pairs))
+
+
+# Whisper writes titles abbreviated; the LibriVox references spell them out.
+_SPOKEN = {"mr": "mister", "mrs": "missus", "dr": "doctor", "st": "saint"}
+
+
+def normalize(words: list[str]) -> list[str]:
+    """Lower case, punctuation gone, titles spelt out: what WER compares, for every engine."""
+    out = []
+    for w in words:
+        for token in re.sub(r"[^\w' ]+", " ", w.lower()).split():
+            token = token.strip("'")
+            if token:
+                out.append(_SPOKEN.get(token, token))
+    return out

@@ -16,6 +16,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "template"))
 from runner import FunctionProcess  # noqa: E402
 
+from homelabpi.asr.scoring import normalize  # noqa: E402
 from homelabpi.events import make_event  # noqa: E402
 from homelabpi.store.minio import MinioStore  # noqa: E402
 
@@ -114,7 +115,8 @@ def test_clip_to_answer_across_processes(cluster, s3_server):
     doc = json.loads(store.get(transcript_key))
     heard = " ".join(seg["text"] for seg in doc["segments"]).lower()
     assert doc["status"] == "ok" and doc["speaker"] == "Ana"
-    assert {"young", "man"} <= set(heard.split()), heard  # "he was not an ill disposed young man"
+    # "he was not an ill disposed young man"; Whisper writes it with a full stop.
+    assert {"young", "man"} <= set(normalize(heard.split())), heard
 
     # 2. -> index, which publishes the guild's shard to the store.
     r = _post(procs["index"], _event(store, transcript_key))
