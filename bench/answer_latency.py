@@ -90,7 +90,7 @@ def _close(conn) -> None:
 
 def build(root: Path, hours: float, part_bytes: int, seed: int = 7) -> dict:
     """Write shards for `hours` of talk under `root`; returns counts."""
-    from homelabpi import embeddings
+    from homelabpi.answering import embeddings
     from homelabpi.index.shards import Shards, content_bytes, shard_name
 
     rng = random.Random(seed)
@@ -157,7 +157,7 @@ def full_size_reader(dest: Path) -> Path:
     """DistilBERT-base architecture, random weights: the trained model's cost, none of its skill."""
     from transformers import DistilBertConfig, DistilBertForQuestionAnswering, DistilBertTokenizer
 
-    from homelabpi.embeddings import bundled_model_dir
+    from homelabpi.answering.embeddings import bundled_model_dir
 
     if not (dest / "config.json").exists():
         tok = DistilBertTokenizer(vocab=str(bundled_model_dir() / "vocab.txt"))
@@ -173,8 +173,8 @@ def _pct(xs: list[float], p: float) -> float:
 
 def measure(root: Path, reader_dir: Path, rounds: int) -> dict:
     """Latencies in this (fresh) process: cold first question, then warm p50/p95."""
-    from homelabpi import answer as answering
-    from homelabpi import embeddings, reader, retrieval
+    from homelabpi.answering import answer as answering
+    from homelabpi.answering import embeddings, reader, retrieval
     from homelabpi.index.readers import ReaderPool
     from homelabpi.index.shards import Shards, open_readonly
     from homelabpi.settings import Settings

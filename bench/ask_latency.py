@@ -45,7 +45,7 @@ from corpus import (
     table,
 )
 
-from homelabpi import embeddings
+from homelabpi.answering import embeddings
 from homelabpi.auth import auth_header
 from homelabpi.functions import invoke
 from homelabpi.index.indexer import index_transcript

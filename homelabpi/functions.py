@@ -15,8 +15,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
-from homelabpi import answer as answering
-from homelabpi import retrieval, transcripts
+from homelabpi import transcripts
+from homelabpi.answering import answer as answering
+from homelabpi.answering import retrieval
 from homelabpi.auth import require_token
 from homelabpi.errors import BadInput, HomeLabPiError, NotFound
 from homelabpi.events import parse_events

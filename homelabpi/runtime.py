@@ -45,14 +45,14 @@ class Runtime:
     @property
     def embedder(self):
         """The sentence embedder (None when embeddings are off or unavailable)."""
-        from homelabpi import embeddings
+        from homelabpi.answering import embeddings
 
         return embeddings.get(self.settings)
 
     @property
     def reader(self):
         """The extractive reader (None without a reader model: answers cite the best passage)."""
-        from homelabpi import reader
+        from homelabpi.answering import reader
 
         return reader.get(self.settings, self.store)
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from homelabpi import embeddings
-from homelabpi.embeddings import Embedder
+from homelabpi.answering import embeddings
+from homelabpi.answering.embeddings import Embedder
 from homelabpi.index.schema import (
     MODELS,
     Channel,

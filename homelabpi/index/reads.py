@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
-from homelabpi import retrieval
+from homelabpi.answering import retrieval
 from homelabpi.errors import NotFound
 from homelabpi.keys import validate_id
 

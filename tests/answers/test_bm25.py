@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from homelabpi import bm25, retrieval
+from homelabpi.answering import bm25, retrieval
 from homelabpi.index import indexer
 from homelabpi.index.shards import Shards
 

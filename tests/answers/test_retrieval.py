@@ -11,11 +11,11 @@ from peewee import SqliteDatabase
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from homelabpi import embeddings, retrieval, vectors  # noqa: E402
+from homelabpi.answering import embeddings, retrieval, vectors  # noqa: E402
+from homelabpi.answering.retrieval import Filters, Passage, Seg  # noqa: E402
 from homelabpi.index import indexer  # noqa: E402
 from homelabpi.index.schema import MIGRATIONS, SCHEMA_VERSION, migrate  # noqa: E402
 from homelabpi.index.shards import Shards, open_readonly  # noqa: E402
-from homelabpi.retrieval import Filters, Passage, Seg  # noqa: E402
 
 
 class FakeEmbedder:

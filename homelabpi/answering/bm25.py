@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from homelabpi.vectors import shard_key
+from homelabpi.answering.vectors import shard_key
 
 K1, B = 1.2, 0.75  # FTS5's bm25() defaults
 # With a filter, segments are checked best first; past this many per shard the filter is too

@@ -14,9 +14,9 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from homelabpi import questions, retrieval
-from homelabpi.questions import Question
-from homelabpi.retrieval import Passage, Seg, stem, tokens
+from homelabpi.answering import questions, retrieval
+from homelabpi.answering.questions import Question
+from homelabpi.answering.retrieval import Passage, Seg, stem, tokens
 
 NOT_FOUND = "I could not find that in the recordings."
 CANDIDATES = 20

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from homelabpi.embeddings import from_blobs, sign_code
+from homelabpi.answering.embeddings import from_blobs, sign_code
 
 log = logging.getLogger(__name__)
 # Per shard, the nearest by Hamming distance get a sign score; across the guild's shards, the best

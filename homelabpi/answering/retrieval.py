@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from homelabpi import bm25, vectors
+from homelabpi.answering import bm25, vectors
 from homelabpi.transcripts import iso
 
 STOPWORDS = frozenset("""
