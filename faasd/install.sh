@@ -67,14 +67,19 @@ make_secret homelabpi-token "$(openssl rand -hex 32)"
 make_secret homelabpi-s3-access-key "homelabpi-functions"
 make_secret homelabpi-s3-secret-key "$(openssl rand -hex 24)"
 
-if [ "$WITH_MINIO" -eq 1 ]; then
-  echo "== MinIO as a faasd core service"
-  install -d "$FAASD_DIR/minio"
-  cp "$FAASD_DIR/docker-compose.yaml" "$FAASD_DIR/docker-compose.yaml.before-homelabpi" 2>/dev/null || true
-  python3 "$HERE/merge_compose.py" --compose "$FAASD_DIR/docker-compose.yaml" \
-    --secrets "$SECRETS_DIR" --volumes "$MINIO_VOLUMES" --index-gateway "$INDEX_GATEWAY"
-  systemctl restart faasd
-fi
+echo "== faasd core services and timeouts"
+# Always: faasd-provider's service_timeout (60 s by default) and the gateway/queue-worker
+# timeouts cut every call otherwise, and cron-connector runs the reconciler. MinIO only with it.
+MERGE_ARGS=(--compose "$FAASD_DIR/docker-compose.yaml" --secrets "$SECRETS_DIR")
+MERGE_ARGS+=(--volumes "$MINIO_VOLUMES" --index-gateway "$INDEX_GATEWAY")
+MERGE_ARGS+=(--provider-dropin /etc/systemd/system/faasd-provider.service.d/homelabpi.conf)
+[ "$WITH_MINIO" -eq 1 ] || MERGE_ARGS+=(--no-minio)
+[ "$WITH_MINIO" -eq 0 ] || install -d "$FAASD_DIR/minio"
+[ -f "$FAASD_DIR/docker-compose.yaml.before-homelabpi" ] \
+  || cp "$FAASD_DIR/docker-compose.yaml" "$FAASD_DIR/docker-compose.yaml.before-homelabpi"
+python3 "$HERE/merge_compose.py" "${MERGE_ARGS[@]}"
+systemctl daemon-reload
+systemctl restart faasd-provider faasd
 
 echo "== mc (MinIO client)"
 if ! command -v mc >/dev/null 2>&1; then
