@@ -224,19 +224,35 @@ def _text(req: dict, field: str) -> str:
     return value.strip()
 
 
+def reconcile(body: bytes, rt: Runtime) -> Result:
+    """Re-drive lost events (homelabpi/reconcile.py). The body is ignored: a run is bounded by
+    settings, so a caller can trigger one but not steer it."""
+    from homelabpi import reconcile as reconciler
+
+    call = (reconciler.through_gateway(rt.settings.gateway) if rt.settings.gateway
+            else reconciler.in_process(rt))
+    report = reconciler.reconcile(rt, call, limit=rt.settings.reconcile_limit)
+    return 200, report.as_dict()
+
+
 FUNCTIONS: dict[str, Callable[[bytes, Runtime], Result]] = {
     "transcribe": transcribe, "index": index, "answer": answer,
 }
+# Run on a schedule, not by events: on faasd cron-connector calls it through the gateway without
+# our bearer token (it takes no input; its work is bounded and idempotent, so it needs none). The
+# embedded default runs the same pass on a timer inside `up` (homelabpi.reconcile.Timer).
+SCHEDULED: dict[str, Callable[[bytes, Runtime], Result]] = {"reconcile": reconcile}
 
 
 def invoke(name: str, body: bytes, headers: Mapping[str, str] | None = None,
            rt: Runtime | None = None) -> Result:
     """Authenticate, run a function, and turn any failure into a status and a message."""
-    fn = FUNCTIONS.get(name)
+    fn = FUNCTIONS.get(name) or SCHEDULED.get(name)
     if fn is None:
         return 404, {"error": f"no function {name!r}; have {', '.join(FUNCTIONS)}"}
     try:
-        require_token(headers or {})
+        if name not in SCHEDULED:
+            require_token(headers or {})
         return fn(body, rt or current())
     except HomeLabPiError as exc:
         if exc.status < 500:

@@ -64,7 +64,7 @@ def test_provider_and_schema_version(stack):
 
 def test_function_names_and_handlers(stack):
     fns = stack["functions"]
-    assert set(fns) == {"transcribe", "index", "answer"}
+    assert set(fns) == {"transcribe", "index", "answer", "reconcile"}
     for name, fn in fns.items():
         assert DNS1123_LABEL.match(name), name
         assert (ROOT / fn["handler"]).is_dir(), fn["handler"]
@@ -123,6 +123,14 @@ def test_environment_is_strings_and_known_settings(stack):
         for lim in ("limits", "requests"):
             assert re.fullmatch(r"\d+Mi", fn[lim]["memory"])
         assert all(isinstance(v, str) for v in fn["labels"].values())
+
+
+def test_reconcile_runs_on_cron_connector_s_schedule(stack):
+    # openfaas/cron-connector README: `topic: cron-function` and a `schedule` annotation.
+    fn = stack["functions"]["reconcile"]
+    assert fn["annotations"] == {"topic": "cron-function", "schedule": "*/5 * * * *"}
+    assert fn["environment"]["HOMELABPI_GATEWAY"] == "http://gateway:8080"
+    assert fn["labels"]["com.openfaas.scale.max"] == "1"  # one run at a time
 
 
 def test_index_is_the_single_writer(stack):
