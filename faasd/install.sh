@@ -5,7 +5,7 @@
 #   sudo ./faasd/install.sh --no-minio           # extra Pis / external MinIO: faasd only
 #   sudo ./faasd/install.sh --index-gateway pi1.lan:8080   # point index events at pi1
 #
-# Run from a checkout of the repository. Needs internet (GitHub, quay.io, dl.min.io).
+# Run from a checkout of the repository. Needs internet (GitHub, quay.io, PyPI).
 # faasd CE is free for personal, non-commercial use; read its EULA.
 set -euo pipefail
 
@@ -34,7 +34,7 @@ die() { echo "install.sh: $*" >&2; exit 1; }
 
 echo "== packages"
 apt-get update -qq
-apt-get install -y -qq curl git python3 python3-yaml openssl ca-certificates >/dev/null
+apt-get install -y -qq curl git python3 python3-venv python3-yaml openssl ca-certificates >/dev/null
 
 # Raspberry Pi OS boots without the memory cgroup that containerd needs for memory limits.
 cmdline=/boot/firmware/cmdline.txt
@@ -81,16 +81,19 @@ python3 "$HERE/merge_compose.py" "${MERGE_ARGS[@]}"
 systemctl daemon-reload
 systemctl restart faasd-provider faasd
 
-echo "== mc (MinIO client)"
-if ! command -v mc >/dev/null 2>&1; then
-  curl -sfL https://dl.min.io/client/mc/release/linux-arm64/mc -o /usr/local/bin/mc \
-    || die "could not download mc; build it with 'go install github.com/minio/mc@latest'"
-  chmod +x /usr/local/bin/mc
+echo "== homelabpi (bucket, user, event rules, function secrets: the minio Python package)"
+# No mc: its download at dl.min.io is gone. The project's own Python does the setup.
+if [ ! -x /opt/homelabpi/bin/homelabpi ]; then
+  python3 -m venv /opt/homelabpi
 fi
+/opt/homelabpi/bin/pip install -q "$HERE/..[cluster]"
 
 if [ "$WITH_MINIO" -eq 1 ]; then
   echo "== bucket, events, function secrets"
   SECRETS_DIR="$SECRETS_DIR" "$HERE/setup.sh" http://127.0.0.1:9000
+else
+  echo "== function secrets (MinIO is set up from the Pi that runs it)"
+  /opt/homelabpi/bin/homelabpi cluster setup --secrets-only --secrets-dir "$SECRETS_DIR"
 fi
 
 cat <<DONE
