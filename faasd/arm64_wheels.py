@@ -70,7 +70,11 @@ def cuda_packages(packages: list[tuple[str, str]]) -> list[str]:
 
 
 def _pip(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True)
+    # Local find-links/indexes the machine's pip.conf names may be absent: noise, not news.
+    proc.stderr = "\n".join(ln for ln in proc.stderr.splitlines()
+                             if "is ignored: it is neither" not in ln)
+    return proc
 
 
 def _unreachable(stderr: str) -> bool:

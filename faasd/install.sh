@@ -86,7 +86,10 @@ echo "== homelabpi (bucket, user, event rules, function secrets: the minio Pytho
 if [ ! -x /opt/homelabpi/bin/homelabpi ]; then
   python3 -m venv /opt/homelabpi
 fi
-/opt/homelabpi/bin/pip install -q "$HERE/..[cluster]"
+# Only what `homelabpi cluster setup` imports (click, minio): the speech stack has no business
+# on the host, and some of it has no arm64 wheel.
+/opt/homelabpi/bin/pip install -q --no-deps "$HERE/.."
+/opt/homelabpi/bin/pip install -q "click>=8.1" "minio>=7.2,<8"
 
 if [ "$WITH_MINIO" -eq 1 ]; then
   echo "== bucket, events, function secrets"
