@@ -280,11 +280,41 @@ def warm_up(name: str) -> None:
             _ = rt.reader
 
 
+# Functions whose container is still loading its models (set by warm_up_in_background).
+_ready: dict[str, threading.Event] = {}
+RETRY_AFTER_SECONDS = 10
+
+
+def warm_up_in_background(name: str) -> threading.Thread:
+    """Load models while the template's server already listens: calls meanwhile get a clear
+    503 with Retry-After instead of a refused connection or a timeout at the watchdog."""
+    ready = _ready.setdefault(name, threading.Event())
+
+    def run() -> None:
+        t0 = time.perf_counter()
+        try:
+            warm_up(name)
+            log.info("%s ready after %.1f s of model loading", name, time.perf_counter() - t0)
+        except Exception:  # noqa: BLE001 - serve anyway; each call reports what is missing
+            log.exception("%s: loading models failed; serving without them", name)
+        finally:
+            ready.set()
+
+    thread = threading.Thread(target=run, name=f"warm-up-{name}", daemon=True)
+    thread.start()
+    return thread
+
+
 def flask_handle(name: str, req: bytes | str) -> tuple[str, int, dict[str, str]]:
     """The python3-flask template's `handle(req)`, for `functions/<name>/handler.py`."""
     from flask import request  # the template calls handle() inside a Flask request
 
-    if request.method in ("HEAD", "GET"):  # MinIO's probe and health checks: no work
+    ready = _ready.get(name)
+    if ready is not None and not ready.is_set():
+        return (json.dumps({"error": f"{name} is loading its models; retry in "
+                                     f"{RETRY_AFTER_SECONDS} s"}), 503,
+                {"Content-Type": "application/json", "Retry-After": str(RETRY_AFTER_SECONDS)})
+    if request.method in ("HEAD", "GET"):  # liveness and health checks: no work
         return "", 200, {}
     body = req.encode() if isinstance(req, str) else req
     status, doc = invoke(name, body, request.headers)
