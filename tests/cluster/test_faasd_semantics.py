@@ -136,3 +136,28 @@ def test_install_applies_the_timeouts_on_every_path():
     assert "merge_compose.py" in top, "install.sh must run merge_compose.py with or without MinIO"
     assert "--provider-dropin" in top and "systemctl daemon-reload" in top
 
+
+
+# Resident memory of what else runs on a Pi beside the functions, in MiB. Measured figures are
+# not possible here (no faasd), so these are deliberately generous estimates: the OS with
+# firmware/GPU split, containerd + faasd + faasd-provider, and the core services in faasd's
+# docker-compose.yaml plus ours (MinIO with a small drive, cron-connector). docs/cluster.md.
+CORE_MIB = {"os": 450, "containerd+faasd+provider": 200, "gateway": 40, "nats": 30,
+            "queue-worker": 20, "prometheus": 120, "basic-auth": 15, "cron-connector": 20,
+            "minio": 600}
+PI_MIB = 4 * 1024
+
+
+def _mebibytes(value: str) -> float:
+    m = re.fullmatch(r"(\d+)(Mi|Gi)", value)
+    assert m, value
+    return int(m.group(1)) * (1024 if m.group(2) == "Gi" else 1)
+
+
+def test_function_limits_fit_a_4gb_pi_with_minio_and_faasd():
+    stack = yaml.safe_load((ROOT / "stack.yml").read_text())
+    limits = {n: _mebibytes(fn["limits"]["memory"]) for n, fn in stack["functions"].items()}
+    total = sum(limits.values()) + sum(CORE_MIB.values())
+    assert total <= PI_MIB, f"{total} MiB > {PI_MIB}: {limits} + {CORE_MIB}"
+    for name, fn in stack["functions"].items():
+        assert _mebibytes(fn["requests"]["memory"]) <= limits[name]
