@@ -9,18 +9,16 @@ call whose failure is not retried (openfaas/nats-queue-worker main.go; faasd_mod
 
 from __future__ import annotations
 
-import io
 import json
 import random
 import sys
 import threading
-import wave
 from pathlib import Path
 
-import numpy as np
 import pytest
 import requests
 from faasd_model import queue_worker_delivers
+from noise_clips import noise_wav
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
@@ -61,19 +59,6 @@ class Gateway:
         self.calls.append((parts[1], r.status_code))
         return Response(r.content, status=r.status_code, content_type=r.headers.get(
             "Content-Type", "text/plain"))
-
-
-def _wav(seed: int) -> bytes:
-    """One second of quiet noise: real audio the engines decode, nothing they must recognise."""
-    rng = np.random.default_rng(seed)
-    pcm = (rng.normal(0, 300, 16000)).astype("<i2")
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes(pcm.tobytes())
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +123,7 @@ def test_one_reconciler_run_indexes_every_clip_exactly_once(cluster, tmp_path):
     rng = random.Random(11)
     audio_keys = [f"audio/g1/s-rec/c-{i:04d}.wav" for i in range(CLIPS)]
     for i, key in enumerate(audio_keys):
-        store.put(key, _wav(i), content_type="audio/wav",
+        store.put(key, noise_wav(i), content_type="audio/wav",
                   metadata={"speaker": f"Speaker{i % 3}", "channel": "general",
                             "started-at": f"2026-11-24T12:{i // 60:02d}:{i % 60:02d}.000Z",
                             "source": "bot"})

@@ -6,28 +6,15 @@ indexed was found and re-driven by the reconciler.
 
 from __future__ import annotations
 
-import io
 import time
-import wave
 
-import numpy as np
 import pytest
+from noise_clips import noise_wav
 
 from homelabpi.reconcile import Timer, in_process, missing_from_index, reconcile
 from homelabpi.runtime import Runtime
 from homelabpi.settings import Settings
 from homelabpi.store.local import LocalStore
-
-
-def _wav(seed: int) -> bytes:
-    pcm = np.random.default_rng(seed).normal(0, 300, 8000).astype("<i2")
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes(pcm.tobytes())
-    return buf.getvalue()
 
 
 @pytest.fixture()
@@ -42,7 +29,7 @@ def _put_clips(rt: Runtime, n: int) -> list[str]:
     keys = []
     for i in range(n):
         key = f"audio/g1/s1/c-{i}.wav"
-        rt.store.put(key, _wav(i), content_type="audio/wav",
+        rt.store.put(key, noise_wav(i, 8000), content_type="audio/wav",
                      metadata={"speaker": "Ana", "channel": "general", "source": "bot",
                                "started-at": f"2026-11-24T12:00:{i:02d}.000Z"})
         keys.append(key)
