@@ -5,7 +5,7 @@
 #   sudo ./faasd/install.sh --no-minio           # extra Pis / external MinIO: faasd only
 #   sudo ./faasd/install.sh --index-gateway pi1.lan:8080   # point index events at pi1
 #
-# Run from a checkout of the repository. Needs internet (GitHub, quay.io, dl.min.io).
+# Run from a checkout of the repository. Needs internet (GitHub, quay.io, PyPI).
 # faasd CE is free for personal, non-commercial use; read its EULA.
 set -euo pipefail
 
@@ -34,7 +34,7 @@ die() { echo "install.sh: $*" >&2; exit 1; }
 
 echo "== packages"
 apt-get update -qq
-apt-get install -y -qq curl git python3 python3-yaml openssl ca-certificates >/dev/null
+apt-get install -y -qq curl git python3 python3-venv python3-yaml openssl ca-certificates >/dev/null
 
 # Raspberry Pi OS boots without the memory cgroup that containerd needs for memory limits.
 cmdline=/boot/firmware/cmdline.txt
@@ -67,25 +67,36 @@ make_secret homelabpi-token "$(openssl rand -hex 32)"
 make_secret homelabpi-s3-access-key "homelabpi-functions"
 make_secret homelabpi-s3-secret-key "$(openssl rand -hex 24)"
 
-if [ "$WITH_MINIO" -eq 1 ]; then
-  echo "== MinIO as a faasd core service"
-  install -d "$FAASD_DIR/minio"
-  cp "$FAASD_DIR/docker-compose.yaml" "$FAASD_DIR/docker-compose.yaml.before-homelabpi" 2>/dev/null || true
-  python3 "$HERE/merge_compose.py" --compose "$FAASD_DIR/docker-compose.yaml" \
-    --secrets "$SECRETS_DIR" --volumes "$MINIO_VOLUMES" --index-gateway "$INDEX_GATEWAY"
-  systemctl restart faasd
-fi
+echo "== faasd core services and timeouts"
+# Always: faasd-provider's service_timeout (60 s by default) and the gateway/queue-worker
+# timeouts cut every call otherwise, and cron-connector runs the reconciler. MinIO only with it.
+MERGE_ARGS=(--compose "$FAASD_DIR/docker-compose.yaml" --secrets "$SECRETS_DIR")
+MERGE_ARGS+=(--volumes "$MINIO_VOLUMES" --index-gateway "$INDEX_GATEWAY")
+MERGE_ARGS+=(--provider-dropin /etc/systemd/system/faasd-provider.service.d/homelabpi.conf)
+[ "$WITH_MINIO" -eq 1 ] || MERGE_ARGS+=(--no-minio)
+[ "$WITH_MINIO" -eq 0 ] || install -d "$FAASD_DIR/minio"
+[ -f "$FAASD_DIR/docker-compose.yaml.before-homelabpi" ] \
+  || cp "$FAASD_DIR/docker-compose.yaml" "$FAASD_DIR/docker-compose.yaml.before-homelabpi"
+python3 "$HERE/merge_compose.py" "${MERGE_ARGS[@]}"
+systemctl daemon-reload
+systemctl restart faasd-provider faasd
 
-echo "== mc (MinIO client)"
-if ! command -v mc >/dev/null 2>&1; then
-  curl -sfL https://dl.min.io/client/mc/release/linux-arm64/mc -o /usr/local/bin/mc \
-    || die "could not download mc; build it with 'go install github.com/minio/mc@latest'"
-  chmod +x /usr/local/bin/mc
+echo "== homelabpi (bucket, user, event rules, function secrets: the minio Python package)"
+# No mc: its download at dl.min.io is gone. The project's own Python does the setup.
+if [ ! -x /opt/homelabpi/bin/homelabpi ]; then
+  python3 -m venv /opt/homelabpi
 fi
+# Only what `homelabpi cluster setup` imports (click, minio): the speech stack has no business
+# on the host, and some of it has no arm64 wheel.
+/opt/homelabpi/bin/pip install -q --no-deps "$HERE/.."
+/opt/homelabpi/bin/pip install -q "click>=8.1" "minio>=7.2,<8"
 
 if [ "$WITH_MINIO" -eq 1 ]; then
   echo "== bucket, events, function secrets"
   SECRETS_DIR="$SECRETS_DIR" "$HERE/setup.sh" http://127.0.0.1:9000
+else
+  echo "== function secrets (MinIO is set up from the Pi that runs it)"
+  /opt/homelabpi/bin/homelabpi cluster setup --secrets-only --secrets-dir "$SECRETS_DIR"
 fi
 
 cat <<DONE

@@ -272,5 +272,14 @@ def _register_models() -> None:
 
 _register_models()
 
+
+def _register_cluster() -> None:
+    from homelabpi.cluster.commands import cluster_group
+
+    main.add_command(cluster_group)
+
+
+_register_cluster()
+
 if __name__ == "__main__":
     main()

@@ -225,19 +225,35 @@ def _text(req: dict, field: str) -> str:
     return value.strip()
 
 
+def reconcile(body: bytes, rt: Runtime) -> Result:
+    """Re-drive lost events (homelabpi/reconcile.py). The body is ignored: a run is bounded by
+    settings, so a caller can trigger one but not steer it."""
+    from homelabpi import reconcile as reconciler
+
+    call = (reconciler.through_gateway(rt.settings.gateway) if rt.settings.gateway
+            else reconciler.in_process(rt))
+    report = reconciler.reconcile(rt, call, limit=rt.settings.reconcile_limit)
+    return 200, report.as_dict()
+
+
 FUNCTIONS: dict[str, Callable[[bytes, Runtime], Result]] = {
     "transcribe": transcribe, "index": index, "answer": answer,
 }
+# Run on a schedule, not by events: on faasd cron-connector calls it through the gateway without
+# our bearer token (it takes no input; its work is bounded and idempotent, so it needs none). The
+# embedded default runs the same pass on a timer inside `up` (homelabpi.reconcile.Timer).
+SCHEDULED: dict[str, Callable[[bytes, Runtime], Result]] = {"reconcile": reconcile}
 
 
 def invoke(name: str, body: bytes, headers: Mapping[str, str] | None = None,
            rt: Runtime | None = None) -> Result:
     """Authenticate, run a function, and turn any failure into a status and a message."""
-    fn = FUNCTIONS.get(name)
+    fn = FUNCTIONS.get(name) or SCHEDULED.get(name)
     if fn is None:
         return 404, {"error": f"no function {name!r}; have {', '.join(FUNCTIONS)}"}
     try:
-        require_token(headers or {})
+        if name not in SCHEDULED:
+            require_token(headers or {})
         return fn(body, rt or current())
     except HomeLabPiError as exc:
         if exc.status < 500:
@@ -265,11 +281,41 @@ def warm_up(name: str) -> None:
             _ = rt.reader
 
 
+# Functions whose container is still loading its models (set by warm_up_in_background).
+_ready: dict[str, threading.Event] = {}
+RETRY_AFTER_SECONDS = 10
+
+
+def warm_up_in_background(name: str) -> threading.Thread:
+    """Load models while the template's server already listens: calls meanwhile get a clear
+    503 with Retry-After instead of a refused connection or a timeout at the watchdog."""
+    ready = _ready.setdefault(name, threading.Event())
+
+    def run() -> None:
+        t0 = time.perf_counter()
+        try:
+            warm_up(name)
+            log.info("%s ready after %.1f s of model loading", name, time.perf_counter() - t0)
+        except Exception:  # noqa: BLE001 - serve anyway; each call reports what is missing
+            log.exception("%s: loading models failed; serving without them", name)
+        finally:
+            ready.set()
+
+    thread = threading.Thread(target=run, name=f"warm-up-{name}", daemon=True)
+    thread.start()
+    return thread
+
+
 def flask_handle(name: str, req: bytes | str) -> tuple[str, int, dict[str, str]]:
     """The python3-flask template's `handle(req)`, for `functions/<name>/handler.py`."""
     from flask import request  # the template calls handle() inside a Flask request
 
-    if request.method in ("HEAD", "GET"):  # MinIO's probe and health checks: no work
+    ready = _ready.get(name)
+    if ready is not None and not ready.is_set():
+        return (json.dumps({"error": f"{name} is loading its models; retry in "
+                                     f"{RETRY_AFTER_SECONDS} s"}), 503,
+                {"Content-Type": "application/json", "Retry-After": str(RETRY_AFTER_SECONDS)})
+    if request.method in ("HEAD", "GET"):  # liveness and health checks: no work
         return "", 200, {}
     body = req.encode() if isinstance(req, str) else req
     status, doc = invoke(name, body, request.headers)

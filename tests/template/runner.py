@@ -114,10 +114,12 @@ class FunctionProcess:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n"
                                    f"{self.log()}")
             try:
-                requests.head(self.url, timeout=1)
-                return self
+                # 503 while the handler loads its models (homelabpi.functions.flask_handle).
+                if requests.head(self.url, timeout=1).status_code != 503:
+                    return self
             except requests.ConnectionError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"{self.name} did not start within {timeout}s:\n{self.log()}")
 
